@@ -1,0 +1,29 @@
+//! # fanout-common — the contract between producer and worker
+//!
+//! A fan-out job reaches a very large set of recipients through SNS → SQS → Lambda. The
+//! producer and the worker agree on everything through this crate, so they cannot drift
+//! apart:
+//!
+//! - [`message`]: the request a trigger sends, the versioned batch that travels through SNS
+//!   and SQS, and the dead-letter record;
+//! - [`ids`]: typed ids, deterministic batch ids and per-recipient idempotency keys;
+//! - [`limits`]: the AWS limits, named, with the figures they come from;
+//! - [`batching`]: size-aware packing of recipients into batches and of batches into
+//!   `PublishBatch` requests;
+//! - [`retry`]: the retry policy and the failure classifier;
+//! - [`error`]: errors that name the field at fault.
+
+pub mod batching;
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod message;
+pub mod retry;
+
+pub use error::{Error, FieldError, Result};
+pub use ids::{BatchId, IdempotencyKey, JobId, RecipientId};
+pub use message::{
+    BatchLimits, Channel, DeadCause, DeadLetter, DeadLetterRecord, DeadRecipient, FanoutRequest,
+    Recipient, RecipientBatch, RecipientSource, SyntheticSource,
+};
+pub use retry::{FailureClass, RetryPolicy};

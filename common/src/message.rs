@@ -319,7 +319,7 @@ impl RecipientBatch {
 
     /// Encodes the message body.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| unreachable_encode(e))
+        serde_json::to_string(self).unwrap_or_else(unreachable_encode)
     }
 
     /// A batch of the same job holding `recipients` only, under `batch_id` at `attempt`.
@@ -428,7 +428,7 @@ impl DeadLetterRecord {
 
     /// Encodes the record.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| unreachable_encode(e))
+        serde_json::to_string(self).unwrap_or_else(unreachable_encode)
     }
 
     /// Decodes a record.

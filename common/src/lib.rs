@@ -11,19 +11,22 @@
 //! - [`batching`]: size-aware packing of recipients into batches and of batches into
 //!   `PublishBatch` requests;
 //! - [`retry`]: the retry policy and the failure classifier;
+//! - [`edge`]: the dead-letter edge and the error every edge answers with;
 //! - [`error`]: errors that name the field at fault.
 
 pub mod batching;
+pub mod edge;
 pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod message;
 pub mod retry;
 
+pub use edge::{DeadLetters, EdgeError, MemoryDeadLetters};
 pub use error::{Error, FieldError, Result};
 pub use ids::{BatchId, IdempotencyKey, JobId, RecipientId};
 pub use message::{
-    BatchLimits, Channel, DeadCause, DeadLetter, DeadLetterRecord, DeadRecipient, FanoutRequest,
+    BatchLimits, Channel, Cursor, DeadCause, DeadLetter, DeadLetterRecord, DeadRecipient, FanoutRequest,
     Recipient, RecipientBatch, RecipientSource, SyntheticSource,
 };
 pub use retry::{FailureClass, RetryPolicy};

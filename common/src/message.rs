@@ -198,6 +198,21 @@ pub struct FanoutRequest {
     /// How to batch.
     #[serde(default)]
     pub limits: BatchLimits,
+    /// Where to resume a job that one invocation could not finish before its deadline;
+    /// set by the producer on the continuation it hands back, never by a trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Cursor>,
+}
+
+/// A position in a job: how many recipients of the source are already published, and the
+/// sequence number of the next batch. Batch ids stay deterministic across continuations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cursor {
+    /// Recipients of the source already published (skipped on resume).
+    pub offset: u64,
+    /// Sequence number of the next batch.
+    pub next_seq: u64,
 }
 
 impl FanoutRequest {
@@ -223,6 +238,9 @@ impl FanoutRequest {
             ));
         }
         self.limits.check().map_err(|e| e.under("limits"))?;
+        if self.resume.is_some() && self.job_id.is_none() {
+            return Err(FieldError::new("resume", "needs job_id: a continuation belongs to a named job"));
+        }
         let envelope = 256 + 2 * limits::SNS_BATCH_ENTRY_ID_MAX_CHARS;
         if payload + envelope + ONE_RECIPIENT_RESERVE_BYTES > self.limits.max_bytes {
             return Err(FieldError::new(
@@ -352,6 +370,9 @@ pub enum DeadCause {
     Exhausted,
     /// It could not be delivered as given (e.g. too large for one message).
     Invalid,
+    /// Its batch could not be published to the topic (a sender fault, or the producer's
+    /// retries ran out).
+    Unpublished,
 }
 
 /// One recipient that will not be delivered, with why.

@@ -1,1 +1,40 @@
-//! placeholder
+//! # fanout-producer
+//!
+//! Splits a recipient set into batches and publishes one SNS message per batch.
+//!
+//! A trigger (an application event, a schedule, a load-test run) hands the producer a
+//! [`FanoutRequest`](fanout_common::FanoutRequest). The producer checks it (errors name the
+//! field), streams the recipients, packs them into batches by count and by bytes (one 64 KiB
+//! billing chunk by default), groups batches into `PublishBatch` requests (≤ 10 entries,
+//! ≤ 256 KiB) and publishes them with bounded concurrency, retrying failed entries by the
+//! retry policy. Batches that cannot be published end in a dead-letter record.
+//!
+//! Layout: [`produce`] is the handler, [`publish`] the topic edge, [`source`] the recipient
+//! streams.
+
+pub mod produce;
+pub mod publish;
+pub mod source;
+
+pub use produce::{Producer, ProducerConfig, Summary};
+pub use publish::{EntryFailure, MemoryPublisher, PublishEntry, Publisher};
+
+/// Errors of the producer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is invalid; the message names the field.
+    #[error("invalid request: {0}")]
+    Invalid(#[from] fanout_common::FieldError),
+    /// The request is not valid JSON or has the wrong shape.
+    #[error("invalid request: {0}")]
+    Decode(#[from] fanout_common::Error),
+    /// Batches could not be published and their dead-letter record could not be written.
+    #[error("dead-letter write failed: {0}")]
+    DeadLetter(String),
+    /// A broken invariant; a bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

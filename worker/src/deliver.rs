@@ -42,7 +42,7 @@ pub enum Outcome {
 }
 
 /// Delivers a payload to a recipient.
-pub trait Deliverer: Send + Sync + 'static {
+pub trait Deliverer: Send + Sync {
     /// One attempt. Never panics by contract; a panic is caught per record anyway.
     fn deliver(&self, d: Delivery<'_>) -> impl Future<Output = Outcome> + Send;
 }

@@ -16,7 +16,7 @@ pub struct Outgoing {
 }
 
 /// Sends batches back to the job's queue.
-pub trait Requeue: Send + Sync + 'static {
+pub trait Requeue: Send + Sync {
     /// Enqueues all of `messages` (at most 10), or fails as a whole.
     fn enqueue(&self, messages: Vec<Outgoing>) -> impl Future<Output = Result<(), EdgeError>> + Send;
 }
@@ -51,6 +51,12 @@ impl Requeue for MemoryRequeue {
 }
 
 impl<T: Requeue> Requeue for std::sync::Arc<T> {
+    fn enqueue(&self, messages: Vec<Outgoing>) -> impl Future<Output = Result<(), EdgeError>> + Send {
+        (**self).enqueue(messages)
+    }
+}
+
+impl<T: Requeue> Requeue for &T {
     fn enqueue(&self, messages: Vec<Outgoing>) -> impl Future<Output = Result<(), EdgeError>> + Send {
         (**self).enqueue(messages)
     }

@@ -78,7 +78,7 @@ pub const RECIPIENT_ID_MAX_BYTES: usize = 256;
 pub const RECIPIENT_ADDRESS_MAX_BYTES: usize = 2048;
 
 /// fanout: the default most recipients per batch; the byte target usually binds first.
-pub const DEFAULT_MAX_RECIPIENTS_PER_BATCH: usize = 1_000;
+pub const DEFAULT_MAX_RECIPIENTS_PER_BATCH: usize = 10_000;
 
 /// fanout: the upper bound a request may set for recipients per batch.
 pub const MAX_RECIPIENTS_PER_BATCH: usize = 10_000;

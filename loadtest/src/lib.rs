@@ -11,3 +11,11 @@
 
 pub mod clock;
 pub mod engine;
+pub mod faults;
+pub mod harness;
+pub mod ledger;
+pub mod report;
+pub mod sink;
+
+pub use harness::{run, RunConfig};
+pub use report::Report;

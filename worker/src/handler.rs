@@ -28,7 +28,7 @@ use fanout_common::{
     DeadCause, DeadLetter, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass, Recipient,
     RecipientBatch, RetryPolicy,
 };
-use futures::stream::{self, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use tokio::sync::Semaphore;
 
@@ -117,12 +117,16 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
     /// [`Worker::handle`], also returning what happened.
     pub async fn handle_with_report(&self, event: SqsEvent, deadline: Instant) -> (SqsBatchResponse, InvocationReport) {
         let permits = Semaphore::new(self.config.concurrency.max(1));
-        let results = futures::future::join_all(event.records.iter().map(|m| {
-            AssertUnwindSafe(self.process(m, &permits, deadline))
-                .catch_unwind()
-                .map(|r| r.unwrap_or_else(|p| MessageReport { failed: Some(panic_text(&*p)), ..MessageReport::default() }))
-        }))
-        .await;
+        // Plain loops rather than combinator closures over borrowed records: the future
+        // stays `Send` for every lifetime, which `tokio::spawn` needs.
+        let mut running = Vec::with_capacity(event.records.len());
+        for m in &event.records {
+            running.push(AssertUnwindSafe(self.process(m, &permits, deadline)).catch_unwind());
+        }
+        let mut results = Vec::with_capacity(running.len());
+        for r in futures::future::join_all(running).await {
+            results.push(r.unwrap_or_else(|p| MessageReport { failed: Some(panic_text(&*p)), ..MessageReport::default() }));
+        }
 
         let mut response = SqsBatchResponse::default();
         let mut total = InvocationReport { records: event.records.len(), ..InvocationReport::default() };
@@ -159,11 +163,20 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
             return MessageReport { failed: Some("deadline reached before delivery".into()), ..MessageReport::default() };
         }
 
-        let attempted: Vec<Attempted<'_>> = stream::iter(&batch.recipients)
-            .map(|r| self.attempt(&batch, r, permits, cutoff))
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
+        let limit = self.config.concurrency.max(1);
+        let mut queued = batch.recipients.iter();
+        let mut running = FuturesUnordered::new();
+        let mut attempted = Vec::with_capacity(batch.recipients.len());
+        loop {
+            while running.len() < limit {
+                let Some(r) = queued.next() else { break };
+                running.push(self.attempt(&batch, r, permits, cutoff));
+            }
+            match running.next().await {
+                Some(a) => attempted.push(a),
+                None => break,
+            }
+        }
 
         let mut report = MessageReport::default();
         let mut retry = Vec::new();

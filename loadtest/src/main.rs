@@ -1,0 +1,180 @@
+//! `fanout-loadtest`: runs the whole pipeline and prints the report. Exit status 1 when any
+//! recipient was lost, 2 when the run could not be made.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use fanout_common::{BatchLimits, Channel, RetryPolicy};
+use fanout_loadtest::engine::EsmConfig;
+use fanout_loadtest::faults::FaultPlan;
+use fanout_loadtest::harness::{check, run, RunConfig};
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ChannelArg {
+    Webhook,
+    Log,
+    Noop,
+}
+
+/// Run the fanout pipeline end to end and report throughput, latency, loss, duplicates and cost.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Recipients in the job.
+    #[arg(long, default_value_t = 100_000)]
+    recipients: u64,
+    /// How recipients are reached: webhook (HTTP to a local sink), log, noop.
+    #[arg(long, value_enum, default_value = "noop")]
+    channel: ChannelArg,
+    /// Share of delivery attempts failed transiently (HTTP 503).
+    #[arg(long, default_value_t = 0.0)]
+    fail_transient: f64,
+    /// Share of recipients refused on every attempt (HTTP 410).
+    #[arg(long, default_value_t = 0.0)]
+    fail_permanent: f64,
+    /// Share of delivery attempts throttled (HTTP 429 with Retry-After).
+    #[arg(long, default_value_t = 0.0)]
+    throttle: f64,
+    /// Retry-After a throttle asks for, in seconds.
+    #[arg(long, default_value_t = 1)]
+    retry_after_secs: u64,
+    /// Share of messages the queue delivers twice (at-least-once).
+    #[arg(long, default_value_t = 0.0)]
+    duplicates: f64,
+    /// Share of PublishBatch entries failed with Throttled.
+    #[arg(long, default_value_t = 0.0)]
+    publish_throttle: f64,
+    /// Extra latency of every receiver response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Seed of the fault decisions.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Event source mapping batch size (above 10 needs --batching-window-secs ≥ 1).
+    #[arg(long, default_value_t = 10)]
+    batch_size: usize,
+    /// Event source mapping batching window, in seconds.
+    #[arg(long, default_value_t = 0)]
+    batching_window_secs: u64,
+    /// Event source mapping maximum concurrency.
+    #[arg(long, default_value_t = 8)]
+    max_concurrency: usize,
+    /// Worker function timeout, in seconds (the queue's visibility timeout is six times it).
+    #[arg(long, default_value_t = 30)]
+    function_timeout_secs: u64,
+    /// Worker and producer memory, in MB (for GB-seconds).
+    #[arg(long, default_value_t = 1024)]
+    memory_mb: u32,
+    /// Deliveries in flight per worker invocation.
+    #[arg(long, default_value_t = 64)]
+    worker_concurrency: usize,
+    /// Attempts per recipient before it is dead-lettered.
+    #[arg(long, default_value_t = 6)]
+    max_attempts: u32,
+    /// Receives before the queue moves a message to the DLQ.
+    #[arg(long, default_value_t = 5)]
+    max_receive_count: u32,
+    /// Deliver the SNS envelope instead of raw messages.
+    #[arg(long)]
+    sns_envelope: bool,
+    /// Most encoded bytes per batch.
+    #[arg(long, default_value_t = 65_536)]
+    batch_bytes: usize,
+    /// Most recipients per batch.
+    #[arg(long, default_value_t = 10_000)]
+    batch_recipients: usize,
+    /// Simulated seconds per real second (delays, timeouts, windows).
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Give up after this many seconds; unsettled recipients count as lost.
+    #[arg(long, default_value_t = 1800)]
+    max_wall_secs: u64,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    fn config(&self) -> RunConfig {
+        RunConfig {
+            recipients: self.recipients,
+            channel: match self.channel {
+                ChannelArg::Webhook => Channel::Webhook,
+                ChannelArg::Log => Channel::Log,
+                ChannelArg::Noop => Channel::Noop,
+            },
+            faults: FaultPlan {
+                transient: self.fail_transient,
+                permanent: self.fail_permanent,
+                throttle: self.throttle,
+                retry_after: Duration::from_secs(self.retry_after_secs),
+                latency: Duration::from_millis(self.latency_ms),
+                seed: self.seed,
+            },
+            duplicates: self.duplicates,
+            publish_throttle: self.publish_throttle,
+            time_scale: self.time_scale,
+            esm: EsmConfig {
+                batch_size: self.batch_size,
+                batching_window: Duration::from_secs(self.batching_window_secs),
+                maximum_concurrency: self.max_concurrency,
+                function_timeout: Duration::from_secs(self.function_timeout_secs),
+                memory_mb: self.memory_mb,
+            },
+            worker_concurrency: self.worker_concurrency,
+            retry: RetryPolicy { max_attempts: self.max_attempts, ..RetryPolicy::default() },
+            max_receive_count: self.max_receive_count,
+            raw_delivery: !self.sns_envelope,
+            batch_limits: BatchLimits { max_recipients: self.batch_recipients, max_bytes: self.batch_bytes },
+            producer_timeout: Duration::from_secs(900),
+            max_wall: Duration::from_secs(self.max_wall_secs),
+            progress: !self.json,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()),
+        )
+        .init();
+    let config = args.config();
+    if let Err(e) = check(&config) {
+        eprintln!("fanout-loadtest: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fanout-loadtest: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match runtime.block_on(run(config)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fanout-loadtest: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.json {
+        match serde_json::to_string(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("fanout-loadtest: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        println!("{report}");
+    }
+    if report.lost > 0 {
+        eprintln!("fanout-loadtest: {} recipients lost", report.lost);
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}

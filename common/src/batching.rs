@@ -60,10 +60,8 @@ impl Batcher {
     ) -> Self {
         // Field order is the declaration order of `RecipientBatch`.
         let head = format!("{{\"v\":1,\"job_id\":{},\"batch_id\":", json(job_id.as_str()));
-        let tail = format!(
-            ",\"attempt\":{attempt},\"channel\":{},\"payload\":{payload},\"recipients\":[",
-            json(&channel)
-        );
+        let tail =
+            format!(",\"attempt\":{attempt},\"channel\":{},\"payload\":{payload},\"recipients\":[", json(&channel));
         let mut b = Self {
             job_id,
             head,
@@ -135,8 +133,7 @@ impl Batcher {
             seq,
             batch_id: self.job_id.batch_id(seq),
             // serde_json writes UTF-8 only; the lossy path is never taken.
-            body: String::from_utf8(body)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            body: String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             recipients: self.count,
         };
         self.next_seq += 1;
@@ -231,7 +228,8 @@ mod tests {
 
     #[test]
     fn default_batches_fill_most_of_one_billing_chunk() {
-        let batches = all_batches(10_000, BatchLimits { max_recipients: 10_000, max_bytes: 65536 }, "https://example.com/x");
+        let batches =
+            all_batches(10_000, BatchLimits { max_recipients: 10_000, max_bytes: 65536 }, "https://example.com/x");
         let first = &batches[0];
         assert!(first.body.len() > 65536 - 100, "a full batch uses the chunk: {}", first.body.len());
     }
@@ -248,7 +246,8 @@ mod tests {
 
     #[test]
     fn oversized_recipient_is_an_error_not_a_batch() {
-        let mut b = Batcher::new(job(), 1, Channel::Log, "null", BatchLimits { max_recipients: 10, max_bytes: 1024 }, 0);
+        let mut b =
+            Batcher::new(job(), 1, Channel::Log, "null", BatchLimits { max_recipients: 10, max_bytes: 1024 }, 0);
         b.push(&Recipient::new("small", "a")).unwrap();
         let e = b.push(&Recipient::new("big", "x".repeat(2000))).unwrap_err();
         assert!(e.message.contains("too large for one batch"), "{e}");

@@ -26,10 +26,7 @@ impl JobId {
             ));
         }
         if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-            return Err(FieldError::new(
-                "job_id",
-                format!("{c:?} is not allowed (use letters, digits, '-' and '_')"),
-            ));
+            return Err(FieldError::new("job_id", format!("{c:?} is not allowed (use letters, digits, '-' and '_')")));
         }
         Ok(Self(s.to_owned()))
     }
@@ -154,9 +151,7 @@ impl FromStr for IdempotencyKey {
         if s.len() != 32 {
             return Err(FieldError::new("idempotency_key", "must be 32 hex digits"));
         }
-        u128::from_str_radix(s, 16)
-            .map(Self)
-            .map_err(|_| FieldError::new("idempotency_key", "must be 32 hex digits"))
+        u128::from_str_radix(s, 16).map(Self).map_err(|_| FieldError::new("idempotency_key", "must be 32 hex digits"))
     }
 }
 

@@ -77,10 +77,7 @@ impl Recipient {
     pub fn check(&self, channel: Channel) -> std::result::Result<(), FieldError> {
         let id = self.id.as_str();
         if id.is_empty() || id.len() > limits::RECIPIENT_ID_MAX_BYTES {
-            return Err(FieldError::new(
-                "id",
-                format!("must be 1 to {} bytes", limits::RECIPIENT_ID_MAX_BYTES),
-            ));
+            return Err(FieldError::new("id", format!("must be 1 to {} bytes", limits::RECIPIENT_ID_MAX_BYTES)));
         }
         if id.chars().any(char::is_control) {
             return Err(FieldError::new("id", "must not contain control characters"));
@@ -106,10 +103,7 @@ pub struct BatchLimits {
 
 impl Default for BatchLimits {
     fn default() -> Self {
-        Self {
-            max_recipients: limits::DEFAULT_MAX_RECIPIENTS_PER_BATCH,
-            max_bytes: limits::BILLING_CHUNK_BYTES,
-        }
+        Self { max_recipients: limits::DEFAULT_MAX_RECIPIENTS_PER_BATCH, max_bytes: limits::BILLING_CHUNK_BYTES }
     }
 }
 
@@ -275,9 +269,7 @@ impl FanoutRequest {
                         format!("must be 1 to {SYNTHETIC_MAX_COUNT}, got {}", s.count),
                     ));
                 }
-                s.recipient(s.count - 1)
-                    .check(self.channel)
-                    .map_err(|e| e.under("recipients.synthetic"))?;
+                s.recipient(s.count - 1).check(self.channel).map_err(|e| e.under("recipients.synthetic"))?;
             }
         }
         Ok(())
@@ -441,10 +433,7 @@ impl DeadLetterRecord {
         while !body.is_char_boundary(end) {
             end -= 1;
         }
-        Self {
-            v: V1,
-            record: DeadLetter::Poison { message_id: message_id.into(), reason, body: body[..end].into() },
-        }
+        Self { v: V1, record: DeadLetter::Poison { message_id: message_id.into(), reason, body: body[..end].into() } }
     }
 
     /// Encodes the record.

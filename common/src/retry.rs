@@ -124,8 +124,12 @@ pub fn classify_publish_failure(code: &str, sender_fault: bool) -> FailureClass 
         return FailureClass::Permanent;
     }
     match code {
-        "Throttled" | "Throttling" | "ThrottlingException" | "ThrottledException"
-        | "KMSThrottling" | "KMSThrottlingException" => FailureClass::Throttled { retry_after: None },
+        "Throttled"
+        | "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "KMSThrottling"
+        | "KMSThrottlingException" => FailureClass::Throttled { retry_after: None },
         _ => FailureClass::Transient,
     }
 }
@@ -169,11 +173,8 @@ mod tests {
 
     #[test]
     fn delay_is_full_jitter_under_a_doubling_capped_ceiling() {
-        let p = RetryPolicy {
-            max_attempts: 20,
-            base_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(900),
-        };
+        let p =
+            RetryPolicy { max_attempts: 20, base_delay: Duration::from_secs(2), max_delay: Duration::from_secs(900) };
         assert_eq!(p.ceiling(1), Duration::from_secs(2));
         assert_eq!(p.ceiling(4), Duration::from_secs(16));
         assert_eq!(p.ceiling(15), Duration::from_secs(900));
@@ -215,10 +216,7 @@ mod tests {
     #[test]
     fn publish_failures_classify() {
         assert_eq!(classify_publish_failure("InvalidParameter", true), FailureClass::Permanent);
-        assert_eq!(
-            classify_publish_failure("Throttled", false),
-            FailureClass::Throttled { retry_after: None }
-        );
+        assert_eq!(classify_publish_failure("Throttled", false), FailureClass::Throttled { retry_after: None });
         assert_eq!(classify_publish_failure("InternalError", false), FailureClass::Transient);
     }
 

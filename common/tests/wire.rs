@@ -1,9 +1,7 @@
 //! The wire format, pinned by fixtures. `recipient_batch_v1.json` is the v1 message body as
 //! the producer writes it; if this test has to change, the change is a new version.
 
-use fanout_common::{
-    Channel, DeadCause, DeadLetter, DeadLetterRecord, FanoutRequest, RecipientBatch, RecipientSource,
-};
+use fanout_common::{Channel, DeadCause, DeadLetter, DeadLetterRecord, FanoutRequest, RecipientBatch, RecipientSource};
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -62,9 +60,15 @@ fn request_errors_name_the_field() {
     let base = fixture("fanout_request_inline.json");
     let cases = [
         (base.replace("https://hooks.example.com/2", "not a url"), "recipients.inline[1].address: not an absolute URL"),
-        (base.replace("https://hooks.example.com/2", "ftp://x.example.com/"), "recipients.inline[1].address: scheme \"ftp\" is not http or https"),
+        (
+            base.replace("https://hooks.example.com/2", "ftp://x.example.com/"),
+            "recipients.inline[1].address: scheme \"ftp\" is not http or https",
+        ),
         (base.replace("\"acct-2\"", "\"acct-1\""), "recipients.inline[1].id: duplicate of recipients.inline[0].id"),
-        (base.replace("\"max_recipients\": 500", "\"max_recipients\": 0"), "limits.max_recipients: must be 1 to 10000, got 0"),
+        (
+            base.replace("\"max_recipients\": 500", "\"max_recipients\": 0"),
+            "limits.max_recipients: must be 1 to 10000, got 0",
+        ),
     ];
     for (text, want) in cases {
         let r = FanoutRequest::from_json(&text).unwrap();
@@ -75,7 +79,10 @@ fn request_errors_name_the_field() {
     assert!(e.contains("unknown field `chanel`"), "{e}");
     let e = FanoutRequest::from_json(&base.replace("\"welcome-42\"", "\"welcome 42\"")).unwrap_err().to_string();
     assert!(e.starts_with("job_id: ' ' is not allowed"), "{e}");
-    let big = format!(r#"{{"channel":"log","payload":"{}","recipients":{{"inline":[{{"id":"a","address":"b"}}]}}}}"#, "x".repeat(200_000));
+    let big = format!(
+        r#"{{"channel":"log","payload":"{}","recipients":{{"inline":[{{"id":"a","address":"b"}}]}}}}"#,
+        "x".repeat(200_000)
+    );
     let e = FanoutRequest::from_json(&big).unwrap().validate().unwrap_err().to_string();
     assert!(e.starts_with("payload: 200002 bytes is over the 131072 byte limit"), "{e}");
 }

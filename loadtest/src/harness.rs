@@ -221,7 +221,11 @@ async fn run_with<D: Deliverer + 'static>(
     let esm_counters = esm.counters.clone();
     esm.stop().await;
     if !settled {
-        tracing::error!(queued = queue.len(), "gave up after {:?}; unsettled recipients count as lost", config.max_wall);
+        tracing::error!(
+            queued = queue.len(),
+            "gave up after {:?}; unsettled recipients count as lost",
+            config.max_wall
+        );
     }
     let (producer_invocations, batches, producer_busy) = produced.unwrap_or_default();
 

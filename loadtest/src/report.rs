@@ -177,10 +177,20 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  duplicates      {:>12}   (injected duplicate messages {}, redelivered messages {})",
-            self.duplicates, self.duplicate_causes.injected_duplicate_messages, self.duplicate_causes.redelivered_messages
+            self.duplicates,
+            self.duplicate_causes.injected_duplicate_messages,
+            self.duplicate_causes.redelivered_messages
         )?;
-        writeln!(f, "  retries         {:>12}   (refused attempts {}, poison messages {})", self.retries, self.refused_attempts, self.poison_messages)?;
-        writeln!(f, "  throughput      {:>12.0} recipients/s over {:.2} s", self.recipients_per_sec, self.wall_seconds)?;
+        writeln!(
+            f,
+            "  retries         {:>12}   (refused attempts {}, poison messages {})",
+            self.retries, self.refused_attempts, self.poison_messages
+        )?;
+        writeln!(
+            f,
+            "  throughput      {:>12.0} recipients/s over {:.2} s",
+            self.recipients_per_sec, self.wall_seconds
+        )?;
         writeln!(f, "  latency (ms)    p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}", l.p50, l.p90, l.p99, l.max)?;
         writeln!(
             f,

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use fanout_common::batching::{Batcher, EncodedBatch, PublishGrouper};
 use fanout_common::retry::classify_publish_failure;
 use fanout_common::{
-    Cursor, DeadCause, DeadLetter, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass,
-    FanoutRequest, JobId, RecipientBatch, RetryPolicy,
+    Cursor, DeadCause, DeadLetter, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass, FanoutRequest, JobId,
+    RecipientBatch, RetryPolicy,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -102,14 +102,8 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
         let mut summary = Summary { job_id: job_id.to_string(), ..Summary::default() };
         tracing::info!(job_id = %job_id, channel = %request.channel, offset = resume.offset, "job started");
 
-        let mut batcher = Batcher::new(
-            job_id.clone(),
-            1,
-            request.channel,
-            request.payload_json(),
-            request.limits,
-            resume.next_seq,
-        );
+        let mut batcher =
+            Batcher::new(job_id.clone(), 1, request.channel, request.payload_json(), request.limits, resume.next_seq);
         let mut grouper = PublishGrouper::default();
         let mut recipients = source::recipients(&request.recipients, resume.offset);
         let mut inflight = FuturesUnordered::new();
@@ -171,10 +165,8 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
         let mut attempt = 1;
         let mut rng = fastrand::Rng::new();
         while !pending.is_empty() {
-            let entries = pending
-                .iter()
-                .map(|b| PublishEntry { id: b.batch_id.to_string(), body: b.body.clone() })
-                .collect();
+            let entries =
+                pending.iter().map(|b| PublishEntry { id: b.batch_id.to_string(), body: b.body.clone() }).collect();
             out.requests += 1;
             let failures: Vec<(String, FailureClass, String)> = match self.publisher.publish_batch(entries).await {
                 Ok(failed) => failed
@@ -216,7 +208,12 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
 
     /// Records the recipients of unpublishable batches; only if that fails does the
     /// invocation fail (so the trigger retries the job: the batch ids do not change).
-    async fn dead_letter(&self, job: &JobId, summary: &mut Summary, dead: Vec<(EncodedBatch, String)>) -> Result<(), Error> {
+    async fn dead_letter(
+        &self,
+        job: &JobId,
+        summary: &mut Summary,
+        dead: Vec<(EncodedBatch, String)>,
+    ) -> Result<(), Error> {
         for (enc, reason) in dead {
             let batch = RecipientBatch::from_json(&enc.body).map_err(|e| Error::Internal(e.to_string()))?;
             summary.failed_batches += 1;

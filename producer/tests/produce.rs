@@ -56,7 +56,8 @@ async fn requests_stay_within_publish_batch_limits_and_publish_everyone_once() {
 #[tokio::test]
 async fn batch_ids_are_the_same_on_a_rerun_of_the_same_job() {
     let run = || async {
-        let producer = Producer::new(MemoryPublisher::default(), MemoryDeadLetters::default(), ProducerConfig::default());
+        let producer =
+            Producer::new(MemoryPublisher::default(), MemoryDeadLetters::default(), ProducerConfig::default());
         producer.handle(synthetic(5_000, "rerun"), None).await.unwrap();
         let mut ids: Vec<String> = producer.publisher().published().into_iter().map(|e| e.id).collect();
         ids.sort();
@@ -73,9 +74,19 @@ async fn failed_entries_are_retried_and_sender_faults_dead_lettered() {
     // is a sender fault on every request.
     let publisher = MemoryPublisher::failing(|e, request| {
         if e.id.ends_with("-00000003") {
-            Some(EntryFailure { id: e.id.clone(), code: "InvalidParameter".into(), message: "bad".into(), sender_fault: true })
+            Some(EntryFailure {
+                id: e.id.clone(),
+                code: "InvalidParameter".into(),
+                message: "bad".into(),
+                sender_fault: true,
+            })
         } else if request == 1 {
-            Some(EntryFailure { id: e.id.clone(), code: "Throttled".into(), message: "slow down".into(), sender_fault: false })
+            Some(EntryFailure {
+                id: e.id.clone(),
+                code: "Throttled".into(),
+                message: "slow down".into(),
+                sender_fault: false,
+            })
         } else {
             None
         }
@@ -102,7 +113,12 @@ async fn failed_entries_are_retried_and_sender_faults_dead_lettered() {
 #[tokio::test(start_paused = true)]
 async fn retries_stop_when_attempts_run_out() {
     let publisher = MemoryPublisher::failing(|e, _| {
-        Some(EntryFailure { id: e.id.clone(), code: "InternalError".into(), message: "boom".into(), sender_fault: false })
+        Some(EntryFailure {
+            id: e.id.clone(),
+            code: "InternalError".into(),
+            message: "boom".into(),
+            sender_fault: false,
+        })
     });
     let dl = MemoryDeadLetters::default();
     let producer = Producer::new(publisher, &dl, ProducerConfig::default());

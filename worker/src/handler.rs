@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use fanout_common::message::V1;
 use fanout_common::{
-    DeadCause, DeadLetter, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass, Recipient,
-    RecipientBatch, RetryPolicy,
+    DeadCause, DeadLetter, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass, Recipient, RecipientBatch,
+    RetryPolicy,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
@@ -125,7 +125,9 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
         }
         let mut results = Vec::with_capacity(running.len());
         for r in futures::future::join_all(running).await {
-            results.push(r.unwrap_or_else(|p| MessageReport { failed: Some(panic_text(&*p)), ..MessageReport::default() }));
+            results.push(
+                r.unwrap_or_else(|p| MessageReport { failed: Some(panic_text(&*p)), ..MessageReport::default() }),
+            );
         }
 
         let mut response = SqsBatchResponse::default();
@@ -143,7 +145,9 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
                         response.add_failure(id);
                         total.failed += 1;
                     }
-                    None => tracing::error!(reason = %why, "a record without a message id failed; it cannot be reported"),
+                    None => {
+                        tracing::error!(reason = %why, "a record without a message id failed; it cannot be reported")
+                    }
                 }
             }
         }
@@ -158,9 +162,17 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
             Ok(b) => b,
             Err(reason) => return self.poison(message_id, reason, body).await,
         };
-        let cutoff = deadline.checked_sub(self.config.deadline_margin).unwrap_or(deadline);
+        let margin = self.config.deadline_margin;
+        let cutoff = deadline.checked_sub(margin).unwrap_or(deadline);
+        // Deliveries still running this late are abandoned as transient failures (they
+        // may have arrived; the retry carries the same idempotency key), leaving a third
+        // of the margin to record dead letters, re-enqueue and answer.
+        let hard_stop = deadline.checked_sub(margin / 3).unwrap_or(deadline);
         if Instant::now() >= cutoff {
-            return MessageReport { failed: Some("deadline reached before delivery".into()), ..MessageReport::default() };
+            return MessageReport {
+                failed: Some("deadline reached before delivery".into()),
+                ..MessageReport::default()
+            };
         }
 
         let limit = self.config.concurrency.max(1);
@@ -170,7 +182,7 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
         loop {
             while running.len() < limit {
                 let Some(r) = queued.next() else { break };
-                running.push(self.attempt(&batch, r, permits, cutoff));
+                running.push(self.attempt(&batch, r, permits, cutoff, hard_stop));
             }
             match running.next().await {
                 Some(a) => attempted.push(a),
@@ -210,7 +222,10 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
             }
         }
         if not_started.len() == batch.recipients.len() {
-            return MessageReport { failed: Some("deadline reached before delivery".into()), ..MessageReport::default() };
+            return MessageReport {
+                failed: Some("deadline reached before delivery".into()),
+                ..MessageReport::default()
+            };
         }
 
         if !dead.is_empty() {
@@ -263,6 +278,7 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
         r: &'a Recipient,
         permits: &Semaphore,
         cutoff: Instant,
+        hard_stop: Instant,
     ) -> Attempted<'a> {
         let Ok(_permit) = permits.acquire().await else { return Attempted::NotStarted(r) };
         if Instant::now() >= cutoff {
@@ -277,14 +293,19 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
             recipient: r,
             key: r.key(&batch.job_id),
         };
-        Attempted::Done(r, self.deliverer.deliver(d).await)
+        let outcome = tokio::time::timeout_at(hard_stop.into(), self.deliverer.deliver(d)).await.unwrap_or_else(|_| {
+            Outcome::Failed { class: FailureClass::Transient, reason: "abandoned at the invocation deadline".into() }
+        });
+        Attempted::Done(r, outcome)
     }
 
     async fn poison(&self, message_id: &str, reason: String, body: &str) -> MessageReport {
         tracing::error!(message_id, %reason, "poison message");
         match self.dead_letters.write(DeadLetterRecord::poison(message_id, reason, body)).await {
             Ok(()) => MessageReport { poison: true, ..MessageReport::default() },
-            Err(e) => MessageReport { failed: Some(format!("dead-letter write failed: {e}")), ..MessageReport::default() },
+            Err(e) => {
+                MessageReport { failed: Some(format!("dead-letter write failed: {e}")), ..MessageReport::default() }
+            }
         }
     }
 }

@@ -138,7 +138,8 @@ async fn partial_failure_re_enqueues_only_the_transient_ones_and_dead_letters_th
 async fn exhausted_attempts_go_to_the_dead_letter_record() {
     let q = MemoryRequeue::default();
     let dl = MemoryDeadLetters::default();
-    let config = WorkerConfig { retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() }, ..WorkerConfig::default() };
+    let config =
+        WorkerConfig { retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() }, ..WorkerConfig::default() };
     let worker = Worker::new(Scripted::default(), &q, &dl, config);
     let resp = worker.handle(event(&[batch("job", 0, 3, &["t1", "ok"]).to_json()]), far()).await;
     assert!(resp.batch_item_failures.is_empty());
@@ -173,7 +174,11 @@ async fn a_panic_fails_its_own_record_only() {
     let q = MemoryRequeue::default();
     let dl = MemoryDeadLetters::default();
     let worker = Worker::new(Scripted::default(), &q, &dl, WorkerConfig::default());
-    let bodies = [batch("job", 0, 1, &["ok1"]).to_json(), batch("job", 1, 1, &["boom"]).to_json(), batch("job", 2, 1, &["ok2"]).to_json()];
+    let bodies = [
+        batch("job", 0, 1, &["ok1"]).to_json(),
+        batch("job", 1, 1, &["boom"]).to_json(),
+        batch("job", 2, 1, &["ok2"]).to_json(),
+    ];
     let (resp, report) = worker.handle_with_report(event(&bodies), far()).await;
     assert_eq!(failed_ids(&resp), ["m1"]);
     assert_eq!(report.delivered, 2);
@@ -195,7 +200,8 @@ async fn the_deadline_stops_new_deliveries_and_reports_what_is_unfinished() {
     let q = MemoryRequeue::default();
     let dl = MemoryDeadLetters::default();
     let slow = Scripted { slow: Some(Duration::from_millis(40)), ..Scripted::default() };
-    let config = WorkerConfig { concurrency: 1, deadline_margin: Duration::from_millis(100), ..WorkerConfig::default() };
+    let config =
+        WorkerConfig { concurrency: 1, deadline_margin: Duration::from_millis(100), ..WorkerConfig::default() };
     let worker = Worker::new(slow, &q, &dl, config);
     let ids: Vec<String> = (0..10).map(|i| format!("ok{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();

@@ -25,12 +25,13 @@ use fanout_common::limits::{
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::engine::queue::{Queue, Received};
 use crate::clock::Clock;
+use crate::engine::queue::{Queue, Received};
 
 /// The function an event source mapping invokes: an SQS event and the deadline (real
 /// time) in, a response or a handler error out.
-pub type Function = Arc<dyn Fn(SqsEvent, Instant) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
+pub type Function =
+    Arc<dyn Fn(SqsEvent, Instant) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
 
 /// Settings of the mapping and of the function's timeout and memory.
 #[derive(Debug, Clone, Copy)]
@@ -69,15 +70,14 @@ impl EsmConfig {
             return Err("MaximumBatchingWindowInSeconds is over 300".into());
         }
         if self.batch_size > ESM_BATCH_SIZE_WITHOUT_WINDOW && self.batching_window < Duration::from_secs(1) {
-            return Err(format!(
-                "BatchSize {} needs MaximumBatchingWindowInSeconds of at least 1",
-                self.batch_size
-            ));
+            return Err(format!("BatchSize {} needs MaximumBatchingWindowInSeconds of at least 1", self.batch_size));
         }
         if !(ESM_MIN_MAXIMUM_CONCURRENCY..=ESM_MAX_MAXIMUM_CONCURRENCY).contains(&self.maximum_concurrency) {
             return Err(format!("MaximumConcurrency {} is not 2 to 1000", self.maximum_concurrency));
         }
-        if self.function_timeout.is_zero() || self.function_timeout > Duration::from_secs(u64::from(LAMBDA_MAX_TIMEOUT_SECONDS)) {
+        if self.function_timeout.is_zero()
+            || self.function_timeout > Duration::from_secs(u64::from(LAMBDA_MAX_TIMEOUT_SECONDS))
+        {
             return Err("function Timeout is not 1 to 900 seconds".into());
         }
         Ok(())
@@ -216,12 +216,16 @@ impl Poller {
         self.counters.invocations.fetch_add(1, Ordering::Relaxed);
         self.counters.messages.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.counters.running.fetch_add(1, Ordering::SeqCst);
-        let task = tokio::spawn((self.function)(event, deadline));
-        let result = match tokio::time::timeout(timeout, task).await {
+        let mut task = tokio::spawn((self.function)(event, deadline));
+        let result = match tokio::time::timeout(timeout, &mut task).await {
             Ok(Ok(Ok(resp))) => Ok(resp),
             Ok(Ok(Err(handler_error))) => Err(format!("handler error: {handler_error}")),
             Ok(Err(join)) => Err(format!("runtime error: {join}")),
-            Err(_) => Err("Task timed out".to_owned()),
+            Err(_) => {
+                // Lambda stops a function at its timeout: nothing it started goes on.
+                task.abort();
+                Err("Task timed out".to_owned())
+            }
         };
         let micros = started.elapsed().as_micros() as u64;
         self.counters.billed_micros.fetch_add(micros.div_ceil(1000) * 1000, Ordering::Relaxed);

@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fanout_common::limits::{
-    BILLING_CHUNK_BYTES, SQS_BATCH_MAX_ENTRIES, SQS_MAX_DELAY_SECONDS, SQS_MAX_MESSAGE_BYTES,
-    SQS_MAX_RECEIVE_COUNT, SQS_MAX_VISIBILITY_TIMEOUT_SECONDS, SQS_MAX_WAIT_SECONDS, SQS_SEND_BATCH_MAX_BYTES,
+    BILLING_CHUNK_BYTES, SQS_BATCH_MAX_ENTRIES, SQS_MAX_DELAY_SECONDS, SQS_MAX_MESSAGE_BYTES, SQS_MAX_RECEIVE_COUNT,
+    SQS_MAX_VISIBILITY_TIMEOUT_SECONDS, SQS_MAX_WAIT_SECONDS, SQS_SEND_BATCH_MAX_BYTES,
 };
 use fanout_common::{DeadLetterRecord, DeadLetters, EdgeError};
 use fanout_worker::{Outgoing, Requeue};
@@ -161,7 +161,13 @@ impl Queue {
     /// harness, not an input).
     pub fn new(config: QueueConfig, clock: Clock) -> Arc<Self> {
         Self::check_config(&config).unwrap_or_else(|e| panic!("queue {}: {e}", config.name));
-        Arc::new(Self { config, clock, state: Mutex::default(), arrived: Notify::new(), counters: QueueCounters::default() })
+        Arc::new(Self {
+            config,
+            clock,
+            state: Mutex::default(),
+            arrived: Notify::new(),
+            counters: QueueCounters::default(),
+        })
     }
 
     /// Checks a configuration against the AWS ranges.
@@ -286,7 +292,12 @@ impl Queue {
 
     /// `ReceiveMessage`: up to `max` (1–10) messages, waiting up to `wait` (simulated, at
     /// most 20 s) for one to become visible; `stop` ends the wait early.
-    pub async fn receive(&self, max: usize, wait: Duration, stop: &tokio::sync::watch::Receiver<bool>) -> Result<Vec<Received>, SqsError> {
+    pub async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Vec<Received>, SqsError> {
         if max == 0 || max > SQS_BATCH_MAX_ENTRIES {
             return Err(SqsError::InvalidParameterValue(format!("MaxNumberOfMessages {max} is not 1 to 10")));
         }
@@ -437,11 +448,8 @@ impl Queue {
 /// The worker's re-enqueue edge on this queue: `SendMessageBatch`.
 impl Requeue for Queue {
     async fn enqueue(&self, messages: Vec<Outgoing>) -> Result<(), EdgeError> {
-        let entries: Vec<(String, String, u32)> = messages
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| (i.to_string(), m.body, m.delay_seconds))
-            .collect();
+        let entries: Vec<(String, String, u32)> =
+            messages.into_iter().enumerate().map(|(i, m)| (i.to_string(), m.body, m.delay_seconds)).collect();
         let results = self.send_batch(&entries).map_err(|e| EdgeError::permanent(e.to_string()))?;
         match results.into_iter().find_map(Result::err) {
             Some(e) => Err(EdgeError::permanent(e.to_string())),

@@ -94,7 +94,7 @@ struct WorkerTotals {
 /// Runs the job and reports.
 pub async fn run(config: RunConfig) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let ledger = Arc::new(Ledger::new(started));
+    let ledger = Arc::new(Ledger::with_capacity(started, config.recipients));
     let webhook = WebhookDeliverer::new(Duration::from_secs(10)).context("building the HTTP client")?;
     match config.channel {
         Channel::Webhook => {

@@ -26,12 +26,15 @@ impl Hasher for KeyHasher {
             self.0 = (self.0 << 8) | u64::from(*b);
         }
     }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
-type KeyMap = HashMap<u128, u32, BuildHasherDefault<KeyHasher>>;
+/// Per shard, the low 64 bits of the key (the shard is chosen by the high bits, so 70 of
+/// the 128 bits tell keys apart: for ten million recipients the chance of any two sharing
+/// an entry is below 10⁻⁵). Half the memory of full keys.
+type KeyMap = HashMap<u64, u32, BuildHasherDefault<KeyHasher>>;
 
 struct Shard {
     deliveries: KeyMap,
@@ -63,10 +66,17 @@ pub struct Latency {
 impl Ledger {
     /// An empty ledger; latencies count from `started` (the job's start).
     pub fn new(started: Instant) -> Self {
+        Self::with_capacity(started, 0)
+    }
+
+    /// An empty ledger with room for `recipients` keys, so it never grows (growing a hash
+    /// map holds the old and the new table at once).
+    pub fn with_capacity(started: Instant, recipients: u64) -> Self {
+        let per_shard = usize::try_from(recipients / SHARDS as u64 + recipients / SHARDS as u64 / 16).unwrap_or(0);
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
-                    deliveries: KeyMap::default(),
+                    deliveries: KeyMap::with_capacity_and_hasher(per_shard, BuildHasherDefault::default()),
                     latency_us: Histogram::new_with_bounds(1, 24 * 3600 * 1_000_000, 3)
                         .unwrap_or_else(|e| panic!("histogram bounds: {e}")),
                 })
@@ -76,7 +86,7 @@ impl Ledger {
     }
 
     fn shard(&self, key: IdempotencyKey) -> std::sync::MutexGuard<'_, Shard> {
-        let i = ((key.0 >> 64) as usize) % SHARDS;
+        let i = ((key.0 >> 122) as usize) % SHARDS;
         self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -84,7 +94,7 @@ impl Ledger {
     pub fn delivered(&self, key: IdempotencyKey) {
         let latency = self.started.elapsed().as_micros() as u64;
         let mut s = self.shard(key);
-        let n = s.deliveries.entry(key.0).or_insert(0);
+        let n = s.deliveries.entry(key.0 as u64).or_insert(0);
         *n += 1;
         if *n == 1 {
             let _ = s.latency_us.record(latency.max(1));
@@ -101,7 +111,7 @@ impl Ledger {
 
     /// How often `key` was delivered.
     pub fn count(&self, key: IdempotencyKey) -> u32 {
-        self.shard(key).deliveries.get(&key.0).copied().unwrap_or(0)
+        self.shard(key).deliveries.get(&(key.0 as u64)).copied().unwrap_or(0)
     }
 
     /// Distinct recipients delivered so far.

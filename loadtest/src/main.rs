@@ -10,6 +10,11 @@ use fanout_loadtest::engine::EsmConfig;
 use fanout_loadtest::faults::FaultPlan;
 use fanout_loadtest::harness::{check, run, RunConfig};
 
+/// mimalloc instead of the system allocator: under many concurrent connections glibc's
+/// arena locks were the largest cost of the webhook path (see the README's figures).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ChannelArg {
     Webhook,

@@ -88,7 +88,6 @@ impl Default for RunConfig {
 #[derive(Default)]
 struct WorkerTotals {
     retried: AtomicU64,
-    poison: AtomicU64,
 }
 
 /// Runs the job and reports.
@@ -153,7 +152,6 @@ async fn run_with<D: Deliverer + 'static>(
             async move {
                 let (resp, report) = worker.handle_with_report(event, deadline).await;
                 totals.retried.fetch_add(report.retried as u64, Ordering::Relaxed);
-                totals.poison.fetch_add(report.poison as u64, Ordering::Relaxed);
                 Ok(resp)
             }
             .boxed()
@@ -236,7 +234,7 @@ async fn run_with<D: Deliverer + 'static>(
         channel: config.channel.to_string(),
         job_id: job_id.to_string(),
         recipients: config.recipients,
-        poison_messages: dead.poison + totals.poison.load(Ordering::Relaxed).saturating_sub(dead.poison),
+        poison_messages: dead.poison,
         retries: totals.retried.load(Ordering::Relaxed),
         refused_attempts: ledger.refused_attempts(),
         batches,

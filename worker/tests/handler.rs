@@ -271,3 +271,22 @@ async fn idempotency_keys_are_the_same_on_every_attempt() {
     assert_eq!(keys.0.lock().unwrap().len(), 1);
     let _ = NoopDeliverer;
 }
+
+#[tokio::test]
+async fn a_delivery_still_running_at_the_hard_deadline_is_abandoned_and_retried() {
+    let q = MemoryRequeue::default();
+    let dl = MemoryDeadLetters::default();
+    let stuck = Scripted { slow: Some(Duration::from_secs(30)), ..Scripted::default() };
+    let config = WorkerConfig { deadline_margin: Duration::from_millis(300), ..WorkerConfig::default() };
+    let worker = Worker::new(stuck, &q, &dl, config);
+    let started = Instant::now();
+    let resp = worker
+        .handle(event(&[batch("job", 0, 1, &["ok1", "ok2"]).to_json()]), Instant::now() + Duration::from_millis(500))
+        .await;
+    assert!(started.elapsed() < Duration::from_millis(500), "answered before the deadline: {:?}", started.elapsed());
+    assert!(resp.batch_item_failures.is_empty());
+    let sent = q.sent();
+    let retry = RecipientBatch::from_json(&sent[0].body).unwrap();
+    assert_eq!(retry.attempt, 2, "abandoned deliveries are transient failures");
+    assert_eq!(retry.recipients.len(), 2);
+}

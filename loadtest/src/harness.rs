@@ -58,7 +58,7 @@ pub struct RunConfig {
     pub producer_timeout: Duration,
     /// Give up after this much wall time; whatever is unsettled then is lost.
     pub max_wall: Duration,
-    /// Show a progress bar on stderr.
+    /// Show a progress bar on stderr (drawn only when stderr is a terminal).
     pub progress: bool,
 }
 

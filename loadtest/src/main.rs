@@ -134,7 +134,7 @@ impl Args {
             batch_limits: BatchLimits { max_recipients: self.batch_recipients, max_bytes: self.batch_bytes },
             producer_timeout: Duration::from_secs(900),
             max_wall: Duration::from_secs(self.max_wall_secs),
-            progress: !self.json,
+            progress: true,
         }
     }
 }

@@ -12,10 +12,15 @@
 //!   `PublishBatch` requests;
 //! - [`retry`]: the retry policy and the failure classifier;
 //! - [`edge`]: the dead-letter edge and the error every edge answers with;
+//! - [`env`]: configuration from environment variables, errors naming the variable;
+//! - `aws` (feature `aws`): SDK error mapping, the SQS dead-letter writer, SDK configuration;
 //! - [`error`]: errors that name the field at fault.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod batching;
 pub mod edge;
+pub mod env;
 pub mod error;
 pub mod ids;
 pub mod limits;

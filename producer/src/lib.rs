@@ -9,12 +9,18 @@
 //! ≤ 256 KiB) and publishes them with bounded concurrency, retrying failed entries by the
 //! retry policy. Batches that cannot be published end in a dead-letter record.
 //!
-//! Layout: [`produce`] is the handler, [`publish`] the topic edge, [`source`] the recipient
-//! streams.
+//! Layout: [`produce`] is the handler, [`trigger`] reads the three trigger formats,
+//! [`lambda`] runs the handler as a Lambda function, [`config`] reads the environment,
+//! [`publish`] is the topic edge with [`sns`] its AWS implementation, [`source`] the recipient
+//! streams. The `producer` binary is `src/main.rs`.
 
+pub mod config;
+pub mod lambda;
 pub mod produce;
 pub mod publish;
+pub mod sns;
 pub mod source;
+pub mod trigger;
 
 pub use produce::{Producer, ProducerConfig, Summary};
 pub use publish::{EntryFailure, MemoryPublisher, PublishEntry, Publisher};
@@ -38,3 +44,15 @@ pub enum Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    /// The Lambda error response: an error type a caller can branch on, and the message.
+    fn from(e: Error) -> Self {
+        let error_type = match &e {
+            Error::Invalid(_) | Error::Decode(_) => "InvalidRequest",
+            Error::DeadLetter(_) => "DeadLetterWriteFailed",
+            Error::Internal(_) => "InternalError",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}

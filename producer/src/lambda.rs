@@ -1,0 +1,51 @@
+//! The producer as a Lambda function: the invocation payload (any trigger) in, the
+//! summary out. The deadline is the invocation's.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
+
+use fanout_common::DeadLetters;
+use lambda_runtime::LambdaEvent;
+use serde_json::value::RawValue;
+use tracing::Instrument;
+
+use crate::publish::Publisher;
+use crate::trigger::request_from_event;
+use crate::{Error, Producer, Summary};
+
+static COLD: AtomicBool = AtomicBool::new(true);
+
+/// The build: crate version and git revision.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("FANOUT_GIT_REV"));
+
+/// Converts the runtime's wall-clock deadline into an `Instant`.
+pub fn deadline_instant(deadline: SystemTime) -> Instant {
+    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    Instant::now() + left
+}
+
+/// Handles one invocation.
+pub async fn handle<P: Publisher, D: DeadLetters>(
+    producer: &Producer<P, D>,
+    event: LambdaEvent<Box<RawValue>>,
+) -> Result<Summary, Error> {
+    let cold_start = COLD.swap(false, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "invocation",
+        request_id = %event.context.request_id,
+        version = VERSION,
+        cold_start,
+        job_id = tracing::field::Empty,
+    );
+    let deadline = deadline_instant(event.context.deadline());
+    async move {
+        let request =
+            request_from_event(event.payload.get()).inspect_err(|e| tracing::error!(error = %e, "bad request"))?;
+        if let Some(job) = &request.job_id {
+            tracing::Span::current().record("job_id", job.as_str());
+        }
+        producer.handle(request, Some(deadline)).await.inspect_err(|e| tracing::error!(error = %e, "job failed"))
+    }
+    .instrument(span)
+    .await
+}

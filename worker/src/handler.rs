@@ -109,6 +109,11 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
         Self { deliverer, requeue, dead_letters, config }
     }
 
+    /// The worker's configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
     /// Handles one SQS event that must be done by `deadline`.
     pub async fn handle(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
         self.handle_with_report(event, deadline).await.0

@@ -2,22 +2,17 @@
 //! source mapping, worker and receiver; invoke the producer like a load-test trigger; wait
 //! until every message is settled; then account for every recipient.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use fanout_common::{
-    BatchLimits, Channel, DeadCause, DeadLetter, DeadLetterRecord, FanoutRequest, IdempotencyKey, JobId,
-    RecipientSource, RetryPolicy, SyntheticSource,
-};
+use fanout_common::{BatchLimits, Channel, FanoutRequest, JobId, RecipientSource, RetryPolicy, SyntheticSource};
 use fanout_producer::{Producer, ProducerConfig};
-use fanout_worker::decode::decode_body;
 use fanout_worker::{Channels, Deliverer, WebhookDeliverer, Worker, WorkerConfig};
 use futures::FutureExt;
 
+use crate::accounting::{account, DeadLetterIndex};
 use crate::clock::Clock;
 use crate::engine::{
     DeadLetterQueue, EsmConfig, EventSourceMapping, Function, Queue, QueueConfig, Redrive, Subscription, Topic,
@@ -140,7 +135,9 @@ async fn run_with<D: Deliverer + 'static>(
 
     let worker_config = WorkerConfig {
         concurrency: config.worker_concurrency,
-        deadline_margin: clock.real(Duration::from_secs(3)),
+        // Three simulated seconds, but never less than a quarter second of real time:
+        // delivering takes real time whatever the clock's speed.
+        deadline_margin: clock.real(Duration::from_secs(3)).max(Duration::from_millis(250)),
         retry: config.retry,
     };
     let worker = Arc::new(Worker::new(deliverer, queue.clone(), DeadLetterQueue(dlq.clone()), worker_config));
@@ -227,14 +224,13 @@ async fn run_with<D: Deliverer + 'static>(
     }
     let (producer_invocations, batches, producer_busy) = produced.unwrap_or_default();
 
-    let dead = read_dead_letters(&dlq);
+    let dead = DeadLetterIndex::read(dlq.drain().iter().map(|b| &**b));
     let plan = config.faults;
     let mut report = Report {
         target: "embedded".into(),
         channel: config.channel.to_string(),
         job_id: job_id.to_string(),
         recipients: config.recipients,
-        poison_messages: dead.poison,
         retries: totals.retried.load(Ordering::Relaxed),
         refused_attempts: ledger.refused_attempts(),
         batches,
@@ -243,32 +239,7 @@ async fn run_with<D: Deliverer + 'static>(
         time_scale: clock.speed(),
         ..Report::default()
     };
-    let mut id = String::new();
-    for n in 0..config.recipients {
-        id.clear();
-        let _ = write!(id, "r{n}");
-        let key = IdempotencyKey::derive(job_id.as_str(), &id);
-        let count = ledger.count(key);
-        if plan.is_permanent(key) {
-            report.expected_permanent += 1;
-        }
-        if count > 0 {
-            report.delivered += 1;
-            report.duplicates += u64::from(count - 1);
-        } else if let Some(cause) = dead.by_key.get(&key.0) {
-            report.dead_lettered += 1;
-            let c = &mut report.dead_letter_causes;
-            match cause {
-                Dead::Cause(DeadCause::Permanent) => c.permanent += 1,
-                Dead::Cause(DeadCause::Exhausted) => c.exhausted += 1,
-                Dead::Cause(DeadCause::Unpublished) => c.unpublished += 1,
-                Dead::Cause(DeadCause::Invalid) => c.invalid += 1,
-                Dead::Redriven => c.max_receive_count += 1,
-            }
-        } else {
-            report.lost += 1;
-        }
-    }
+    account(&mut report, &job_id, &ledger, &plan, &dead);
     report.recipients_per_sec = report.delivered as f64 / wall.as_secs_f64().max(1e-9);
     report.duplicate_causes = DuplicateCauses {
         injected_duplicate_messages: queue.counters.duplicates_injected.load(Ordering::Relaxed),
@@ -291,42 +262,6 @@ async fn run_with<D: Deliverer + 'static>(
     report.price(load(&topic.counters.billed_chunks), load(&q.billed_chunks) + load(&d.billed_chunks), gb_seconds);
     report.peak_rss_bytes = peak_rss_bytes();
     Ok(report)
-}
-
-enum Dead {
-    Cause(DeadCause),
-    Redriven,
-}
-
-#[derive(Default)]
-struct DeadLetters {
-    by_key: HashMap<u128, Dead>,
-    poison: u64,
-}
-
-/// Reads the dead-letter queue: records written by producer and worker, and messages the
-/// redrive policy moved there.
-fn read_dead_letters(dlq: &Queue) -> DeadLetters {
-    let mut out = DeadLetters::default();
-    for body in dlq.drain() {
-        if let Ok(rec) = DeadLetterRecord::from_json(&body) {
-            match rec.record {
-                DeadLetter::Recipients { recipients, .. } => {
-                    for r in recipients {
-                        out.by_key.entry(r.idempotency_key.0).or_insert(Dead::Cause(r.cause));
-                    }
-                }
-                DeadLetter::Poison { .. } => out.poison += 1,
-            }
-        } else if let Ok(batch) = decode_body(&body) {
-            for r in &batch.recipients {
-                out.by_key.entry(r.key(&batch.job_id).0).or_insert(Dead::Redriven);
-            }
-        } else {
-            tracing::error!(body = %&body[..body.len().min(200)], "unreadable message in the dead-letter queue");
-        }
-    }
-    out
 }
 
 fn progress_bar(config: &RunConfig) -> indicatif::ProgressBar {

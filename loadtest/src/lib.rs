@@ -9,6 +9,8 @@
 //! records every delivery by idempotency key; [`harness`] wires a run and [`report`] says
 //! what it cost and whether anyone was lost.
 
+pub mod accounting;
+pub mod aws;
 pub mod clock;
 pub mod engine;
 pub mod faults;

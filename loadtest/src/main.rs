@@ -15,6 +15,14 @@ use fanout_loadtest::harness::{check, run, RunConfig};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TargetArg {
+    /// Everything in this process (SNS, SQS and Lambda modelled by the embedded engine).
+    Embedded,
+    /// A deployed stack, on AWS or an emulator (`AWS_ENDPOINT_URL`).
+    Aws,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ChannelArg {
     Webhook,
@@ -26,6 +34,28 @@ enum ChannelArg {
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
+    /// Where the pipeline runs.
+    #[arg(long, value_enum, default_value = "embedded")]
+    target: TargetArg,
+    /// aws target: the producer function's name.
+    #[arg(long, env = "FANOUT_PRODUCER_FUNCTION")]
+    producer_function: Option<String>,
+    /// aws target: the work queue's URL.
+    #[arg(long, env = "FANOUT_QUEUE_URL")]
+    queue_url: Option<String>,
+    /// aws target: the dead-letter queue's URL.
+    #[arg(long, env = "FANOUT_DEAD_LETTER_QUEUE_URL")]
+    dead_letter_queue_url: Option<String>,
+    /// aws target: first create the stack in a local emulator (at AWS_ENDPOINT_URL) from the
+    /// `cargo lambda` zips.
+    #[arg(long)]
+    provision_emulator: bool,
+    /// aws target: where the `cargo lambda build --output-format zip` output is.
+    #[arg(long, default_value = "target/lambda")]
+    zips: std::path::PathBuf,
+    /// aws target: run this `worker` binary as a consumer instead of the event source mapping.
+    #[arg(long)]
+    consumer_bin: Option<std::path::PathBuf>,
     /// Recipients in the job.
     #[arg(long, default_value_t = 100_000)]
     recipients: u64,
@@ -139,6 +169,59 @@ impl Args {
     }
 }
 
+/// The `aws` target: optionally provision the emulator stack, then drive it.
+async fn run_aws(args: &Args, config: RunConfig) -> anyhow::Result<fanout_loadtest::Report> {
+    use anyhow::Context;
+    use fanout_loadtest::aws::{self, AwsRunConfig, ConsumerProcess, Provision, StackNames};
+
+    if !matches!(args.channel, ChannelArg::Webhook) {
+        anyhow::bail!("--target aws needs --channel webhook: only webhook deliveries reach this machine's sink");
+    }
+    let sdk = fanout_common::aws::sdk_config().await;
+    let stack = if args.provision_emulator {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").context("--provision-emulator needs AWS_ENDPOINT_URL")?;
+        let p = Provision {
+            name: format!("fanout-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            zips: args.zips.clone(),
+            endpoint,
+            region: sdk.region().map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
+            function_timeout_secs: args.function_timeout_secs as i32,
+            max_receive_count: args.max_receive_count,
+            batch_size: args.batch_size as i32,
+            max_concurrency: args.max_concurrency as i32,
+            event_source_mapping: args.consumer_bin.is_none(),
+            env: vec![
+                ("FANOUT_RETRY_MAX_ATTEMPTS".into(), args.max_attempts.to_string()),
+                ("FANOUT_RETRY_BASE_DELAY_MS".into(), "1000".into()),
+            ],
+        };
+        aws::provision(&sdk, &p).await?
+    } else {
+        StackNames {
+            producer_function: args.producer_function.clone().context("--producer-function is required")?,
+            worker_function: String::new(),
+            topic_arn: String::new(),
+            queue_url: args.queue_url.clone().context("--queue-url is required")?,
+            dead_letter_queue_url: args.dead_letter_queue_url.clone().context("--dead-letter-queue-url is required")?,
+        }
+    };
+    let run = AwsRunConfig {
+        recipients: config.recipients,
+        faults: config.faults,
+        batch_limits: config.batch_limits,
+        max_wall: config.max_wall,
+        consumer: args.consumer_bin.clone().map(|binary| ConsumerProcess {
+            binary,
+            max_in_flight: args.max_concurrency,
+            env: vec![
+                ("FANOUT_RETRY_MAX_ATTEMPTS".into(), args.max_attempts.to_string()),
+                ("FANOUT_RETRY_BASE_DELAY_MS".into(), "1000".into()),
+            ],
+        }),
+    };
+    aws::run(&sdk, &stack, &run).await
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -157,7 +240,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match runtime.block_on(run(config)) {
+    let outcome = match args.target {
+        TargetArg::Embedded => runtime.block_on(run(config)),
+        TargetArg::Aws => runtime.block_on(run_aws(&args, config)),
+    };
+    let report = match outcome {
         Ok(r) => r,
         Err(e) => {
             eprintln!("fanout-loadtest: {e:#}");

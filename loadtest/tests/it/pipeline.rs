@@ -13,6 +13,8 @@ fn config(recipients: u64, channel: Channel) -> RunConfig {
         channel,
         // Retry delays (seconds to minutes) pass 200 times faster.
         time_scale: 200.0,
+        // 300 s simulated is 1.5 s real per invocation: room for a loaded machine.
+        esm: EsmConfig { function_timeout: Duration::from_secs(300), ..EsmConfig::default() },
         max_wall: Duration::from_secs(120),
         ..RunConfig::default()
     }
@@ -45,7 +47,8 @@ async fn faults_of_every_kind_lose_no_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_through_the_sink_with_faults_lose_no_one() {
     let mut cfg = config(10_000, Channel::Webhook);
-    // HTTP takes real time: a slower clock keeps the 30 s function timeout at 1.5 s real.
+    // HTTP takes real time: a slower clock keeps the retry schedule's waits short and the
+    // timeouts (300 s simulated, 15 s real) far from any delivery.
     cfg.time_scale = 20.0;
     cfg.faults = FaultPlan {
         transient: 0.05,
@@ -66,7 +69,7 @@ async fn webhooks_through_the_sink_with_faults_lose_no_one() {
 async fn the_sns_envelope_and_a_batching_window_change_nothing_for_recipients() {
     let mut cfg = config(20_000, Channel::Noop);
     cfg.raw_delivery = false;
-    cfg.esm = EsmConfig { batch_size: 50, batching_window: Duration::from_secs(1), ..EsmConfig::default() };
+    cfg.esm = EsmConfig { batch_size: 50, batching_window: Duration::from_secs(1), ..cfg.esm };
     let r = run(cfg).await.unwrap();
     assert_eq!((r.lost, r.delivered, r.duplicates), (0, 20_000, 0), "{r}");
 }

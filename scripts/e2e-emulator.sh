@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# End to end on a local AWS emulator (ministack), through the real AWS SDK and the real
+# `bootstrap` binaries built by cargo lambda:
+#   1. producer and worker as Lambda functions, the worker behind the emulator's SQS event
+#      source mapping with ReportBatchItemFailures;
+#   2. the same job with the worker in consumer mode instead of the event source mapping.
+# Each run is a 10,000-recipient webhook job with transient and permanent faults injected at
+# the sink; the run must lose no one and dead-letter exactly the permanent failures.
+# The emulator listens on 127.0.0.1 on a free port and is stopped by its process id.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-tools.sh
+export PATH="$PWD/.tools/venv/bin:$PATH"
+
+# The emulator runs bootstrap binaries as local processes: build them for this machine.
+arch=$(uname -m)
+case "$arch" in
+  x86_64) lambda_arch=--x86-64; triple=x86_64-unknown-linux-gnu ;;
+  aarch64) lambda_arch=--arm64; triple=aarch64-unknown-linux-gnu ;;
+  *) echo "e2e: unsupported machine $arch" >&2; exit 2 ;;
+esac
+zips=target/lambda-$arch
+echo "== cargo lambda build --release $lambda_arch (zips in $zips)"
+cargo lambda build --release "$lambda_arch" --output-format zip --bin producer --bin worker --lambda-dir "$zips"
+worker_bin=target/$triple/release/worker
+cargo build --locked -p fanout-loadtest
+loadtest=target/debug/fanout-loadtest
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log=target/ministack-$port.log
+echo "== ministack on 127.0.0.1:$port (log $log)"
+BIND_HOST=127.0.0.1 GATEWAY_PORT=$port SERVICES=sns,sqs,lambda,iam,sts,logs \
+  ministack > "$log" 2>&1 &
+ministack_pid=$!
+stop() {
+  kill "$ministack_pid" 2>/dev/null || true
+  wait "$ministack_pid" 2>/dev/null || true
+  # Function processes started by the emulator end with it; make sure none is left.
+  pkill -f "ministack-provided-code-$port" 2>/dev/null || true
+}
+trap stop EXIT
+for _ in $(seq 1 100); do
+  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/_ministack/health', timeout=1)" 2>/dev/null; then
+    break
+  fi
+  sleep 0.2
+done
+
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+check() {
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"  {sys.argv[1]}: recipients {r['recipients']}, delivered {r['delivered']}, dead-lettered {r['dead_lettered']} "
+      f"(expected permanent {r['expected_permanent']}), lost {r['lost']}, retries {r['retries']}, "
+      f"duplicates {r['duplicates']}, {r['wall_seconds']:.1f} s")
+assert r["lost"] == 0, "recipients lost"
+assert r["delivered"] + r["dead_lettered"] == r["recipients"]
+assert r["dead_lettered"] == r["expected_permanent"] == r["dead_letter_causes"]["permanent"], "dead letters != permanent failures"
+assert r["retries"] > 0, "no retries observed"
+PY
+}
+job=(--target aws --provision-emulator --zips "$zips" --channel webhook --recipients 10000
+     --fail-transient 0.05 --fail-permanent 0.01 --max-concurrency 4 --max-wall-secs 600 --json)
+
+echo "== 1. event source mapping"
+start=$(date +%s)
+"$loadtest" "${job[@]}" > target/e2e-esm.json
+check target/e2e-esm.json
+echo "   $(( $(date +%s) - start )) s"
+
+echo "== 2. consumer mode"
+start=$(date +%s)
+"$loadtest" "${job[@]}" --consumer-bin "$worker_bin" > target/e2e-consumer.json
+check target/e2e-consumer.json
+echo "   $(( $(date +%s) - start )) s"
+echo "e2e: passed"

@@ -16,3 +16,5 @@ echo "== lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
+echo "== end to end on a local AWS emulator"
+bash scripts/e2e-emulator.sh

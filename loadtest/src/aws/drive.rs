@@ -59,6 +59,8 @@ pub async fn run(sdk: &aws_config::SdkConfig, stack: &StackNames, config: &AwsRu
                 .args(["consume", "--queue-url", &stack.queue_url, "--max-in-flight", &c.max_in_flight.to_string()])
                 .env("FANOUT_DEAD_LETTER_QUEUE_URL", &stack.dead_letter_queue_url)
                 .envs(c.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                // Its logs go to stderr: stdout carries the report.
+                .stdout(std::process::Stdio::from(std::io::stderr()))
                 .kill_on_drop(true)
                 .spawn()
                 .with_context(|| format!("starting {}", c.binary.display()))?,

@@ -3,7 +3,9 @@
 # `bootstrap` binaries built by cargo lambda:
 #   1. producer and worker as Lambda functions, the worker behind the emulator's SQS event
 #      source mapping with ReportBatchItemFailures;
-#   2. the same job with the worker in consumer mode instead of the event source mapping.
+#   2. the same job with the worker in consumer mode instead of the event source mapping;
+#   3. both binaries under `cargo lambda watch`, invoked with the fixture events (the three
+#      producer triggers; an SQS event with raw, SNS-envelope and poison records).
 # Each run is a 10,000-recipient webhook job with transient and permanent faults injected at
 # the sink; the run must lose no one and dead-letter exactly the permanent failures.
 # The emulator listens on 127.0.0.1 on a free port and is stopped by its process id.
@@ -75,4 +77,6 @@ start=$(date +%s)
 "$loadtest" "${job[@]}" --consumer-bin "$worker_bin" > target/e2e-consumer.json
 check target/e2e-consumer.json
 echo "   $(( $(date +%s) - start )) s"
+echo "== 3. cargo lambda watch with fixture events"
+.tools/venv/bin/python scripts/e2e_watch.py
 echo "e2e: passed"

@@ -6,6 +6,7 @@
 //!
 //! - [`message`]: the request a trigger sends, the versioned batch that travels through SNS
 //!   and SQS, and the dead-letter record;
+//! - [`invocation`]: the invocation's deadline and cold start, read alike by both functions;
 //! - [`ids`]: typed ids, deterministic batch ids and per-recipient idempotency keys;
 //! - [`limits`]: the AWS limits, named, with the figures they come from;
 //! - [`batching`]: size-aware packing of recipients into batches and of batches into
@@ -23,6 +24,7 @@ pub mod edge;
 pub mod env;
 pub mod error;
 pub mod ids;
+pub mod invocation;
 pub mod limits;
 pub mod message;
 pub mod retry;

@@ -1,8 +1,7 @@
 //! The producer as a Lambda function: the invocation payload (any trigger) in, the
 //! summary out. The deadline is the invocation's.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use fanout_common::DeadLetters;
 use lambda_runtime::LambdaEvent;
@@ -13,31 +12,24 @@ use crate::publish::Publisher;
 use crate::trigger::request_from_event;
 use crate::{Error, Producer, Summary};
 
-static COLD: AtomicBool = AtomicBool::new(true);
-
 /// The build: crate version and git revision.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("FANOUT_GIT_REV"));
-
-/// Converts the runtime's wall-clock deadline into an `Instant`.
-pub fn deadline_instant(deadline: SystemTime) -> Instant {
-    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
-    Instant::now() + left
-}
 
 /// Handles one invocation.
 pub async fn handle<P: Publisher, D: DeadLetters>(
     producer: &Producer<P, D>,
     event: LambdaEvent<Box<RawValue>>,
 ) -> Result<Summary, Error> {
-    let cold_start = COLD.swap(false, Ordering::Relaxed);
+    let cold_start = fanout_common::invocation::cold_start();
     let span = tracing::info_span!(
         "invocation",
         request_id = %event.context.request_id,
         version = VERSION,
         cold_start,
+        remaining_ms = event.context.deadline().duration_since(SystemTime::now()).map_or(0, |d| d.as_millis() as u64),
         job_id = tracing::field::Empty,
     );
-    let deadline = deadline_instant(event.context.deadline());
+    let deadline = fanout_common::invocation::deadline_instant(event.context.deadline());
     async move {
         let request =
             request_from_event(event.payload.get()).inspect_err(|e| tracing::error!(error = %e, "bad request"))?;

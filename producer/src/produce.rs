@@ -23,7 +23,8 @@ pub struct ProducerConfig {
     pub publish_concurrency: usize,
     /// Retries of failed entries (sender faults are never retried).
     pub retry: RetryPolicy,
-    /// Stop starting new batches when less than this is left before the deadline.
+    /// Stop starting new batches when less than this is left before the deadline (at most
+    /// a third of the invocation's time).
     pub deadline_margin: Duration,
 }
 
@@ -110,6 +111,11 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
         let mut dead = Vec::new();
         let mut stopped_at: Option<u64> = None;
         let concurrency = self.config.publish_concurrency.max(1);
+        // At most a third of the invocation goes to the margin (Lambda's default timeout
+        // is 3 s).
+        let margin = deadline.map_or(self.config.deadline_margin, |d| {
+            self.config.deadline_margin.min(d.saturating_duration_since(started) / 3)
+        });
 
         while let Some(r) = recipients.next().await {
             let full = batcher.push(&r).map_err(|e| Error::Internal(e.to_string()))?;
@@ -124,7 +130,7 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
                 }
                 inflight.push(self.publish_group(group));
             }
-            if deadline.is_some_and(|d| Instant::now() + self.config.deadline_margin >= d) {
+            if deadline.is_some_and(|d| Instant::now() + margin >= d) {
                 // Stop at a batch boundary: the recipient just pushed opened the next batch.
                 stopped_at = Some(resume.offset + summary.recipients - batcher.pending() as u64);
                 summary.recipients -= batcher.pending() as u64;

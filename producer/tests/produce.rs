@@ -1,7 +1,7 @@
 //! The producer handler, driven with in-memory edges.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use fanout_common::limits::{SNS_PUBLISH_BATCH_MAX_BYTES, SNS_PUBLISH_BATCH_MAX_ENTRIES};
 use fanout_common::{DeadCause, DeadLetter, FanoutRequest, MemoryDeadLetters, RecipientBatch};
@@ -147,14 +147,13 @@ async fn a_job_past_its_deadline_continues_from_a_cursor_with_the_same_batch_ids
         whole.publisher().published().into_iter().map(|e| (e.id, e.body)).collect();
     whole_ids.sort();
 
-    // A deadline already inside the margin: each invocation publishes one batch group.
-    let config = ProducerConfig { deadline_margin: Duration::from_secs(3600), ..ProducerConfig::default() };
-    let split = Producer::new(MemoryPublisher::default(), MemoryDeadLetters::default(), config);
+    // A deadline already past: each invocation publishes one batch and hands back the rest.
+    let split = Producer::new(MemoryPublisher::default(), MemoryDeadLetters::default(), ProducerConfig::default());
     let mut req = synthetic(30_000, "cont");
     let mut invocations = 0;
     loop {
         invocations += 1;
-        let s = split.handle(req, Some(Instant::now() + Duration::from_secs(1))).await.unwrap();
+        let s = split.handle(req, Some(Instant::now())).await.unwrap();
         match s.continuation {
             Some(next) => req = next,
             None => break,

@@ -42,7 +42,7 @@ pub struct WorkerConfig {
     /// Deliveries in flight at once across all records of one invocation.
     pub concurrency: usize,
     /// No delivery starts when less than this is left before the deadline: time to write
-    /// dead letters, re-enqueue and answer.
+    /// dead letters, re-enqueue and answer. Capped at a third of the invocation's time.
     pub deadline_margin: Duration,
     /// When failed recipients are tried again.
     pub retry: RetryPolicy,
@@ -122,11 +122,14 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
     /// [`Worker::handle`], also returning what happened.
     pub async fn handle_with_report(&self, event: SqsEvent, deadline: Instant) -> (SqsBatchResponse, InvocationReport) {
         let permits = Semaphore::new(self.config.concurrency.max(1));
+        // The margin never takes more than a third of the invocation: with a short function
+        // timeout (Lambda's default is 3 s) a fixed margin would leave no time to deliver.
+        let margin = self.config.deadline_margin.min(deadline.saturating_duration_since(Instant::now()) / 3);
         // Plain loops rather than combinator closures over borrowed records: the future
         // stays `Send` for every lifetime, which `tokio::spawn` needs.
         let mut running = Vec::with_capacity(event.records.len());
         for m in &event.records {
-            running.push(AssertUnwindSafe(self.process(m, &permits, deadline)).catch_unwind());
+            running.push(AssertUnwindSafe(self.process(m, &permits, deadline, margin)).catch_unwind());
         }
         let mut results = Vec::with_capacity(running.len());
         for r in futures::future::join_all(running).await {
@@ -160,14 +163,19 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
         (response, total)
     }
 
-    async fn process(&self, msg: &SqsMessage, permits: &Semaphore, deadline: Instant) -> MessageReport {
+    async fn process(
+        &self,
+        msg: &SqsMessage,
+        permits: &Semaphore,
+        deadline: Instant,
+        margin: Duration,
+    ) -> MessageReport {
         let message_id = msg.message_id.as_deref().unwrap_or("");
         let body = msg.body.as_deref().unwrap_or("");
         let batch = match decode_body(body) {
             Ok(b) => b,
             Err(reason) => return self.poison(message_id, reason, body).await,
         };
-        let margin = self.config.deadline_margin;
         let cutoff = deadline.checked_sub(margin).unwrap_or(deadline);
         // Deliveries still running this late are abandoned as transient failures (they
         // may have arrived; the retry carries the same idempotency key), leaving a third

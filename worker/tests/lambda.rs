@@ -24,14 +24,15 @@ async fn the_fixture_event_gets_an_empty_partial_batch_response() {
 }
 
 #[tokio::test]
-async fn a_past_deadline_reports_every_message() {
+async fn a_deadline_in_the_past_is_not_believed() {
+    // `cargo lambda watch` sends the constant deadline 600000 ms (1970): Lambda never starts an
+    // invocation past its deadline, so the longest Lambda timeout is assumed instead.
     let path = format!("{}/tests/fixtures/sqs_event_raw_envelope_poison.json", env!("CARGO_MANIFEST_DIR"));
-    let mut payload: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    payload.records.truncate(2);
-    let context = Context::default(); // deadline 0: long past
+    let payload: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut context = Context::default();
+    context.deadline = 600_000;
     let worker =
         Worker::new(NoopDeliverer, MemoryRequeue::default(), MemoryDeadLetters::default(), WorkerConfig::default());
     let resp = lambda::handle(&worker, LambdaEvent::new(payload, context)).await.unwrap();
-    let ids: Vec<_> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-    assert_eq!(ids, ["059f36b4-87a3-44ab-83d2-661975830a7d", "2e1424d4-f796-459a-8184-9c92662be6da"]);
+    assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
 }

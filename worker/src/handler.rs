@@ -281,7 +281,17 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
                 return MessageReport { failed: Some(format!("re-enqueue failed: {e}")), ..report };
             }
         }
-        tracing::debug!(job_id = %batch.job_id, batch_id = %batch.batch_id, ?report, "message done");
+        tracing::info!(
+            message_id,
+            job_id = %batch.job_id,
+            batch_id = %batch.batch_id,
+            attempt = batch.attempt,
+            delivered = report.delivered,
+            retried = report.retried,
+            continued = report.continued,
+            dead_lettered = report.dead_lettered,
+            "message done"
+        );
         report
     }
 

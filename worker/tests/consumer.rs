@@ -104,3 +104,36 @@ async fn successes_are_deleted_failures_released_and_shutdown_is_clean() {
     assert_eq!(release.num_calls(), 1);
     assert_eq!(dl.records().len(), 1, "the poison message is dead-lettered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_and_delete_errors_are_survived_and_nothing_is_counted_as_done() {
+    let receive = mock!(Client::receive_message)
+        .sequence()
+        .http_status(500, None)
+        .output(|| ReceiveMessageOutput::builder().messages(message("m-ok", &body("ok"))).build())
+        .output(|| ReceiveMessageOutput::builder().build())
+        .repeatedly()
+        .build();
+    let delete = mock!(Client::delete_message_batch).sequence().http_status(500, None).repeatedly().build();
+    let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&receive, &delete], |c| c
+        .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled()));
+    let worker =
+        Arc::new(Worker::new(FailT, MemoryRequeue::default(), MemoryDeadLetters::default(), WorkerConfig::default()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let config = ConsumerConfig { max_in_flight: 1, wait: Duration::ZERO, ..ConsumerConfig::new("https://sqs/q") };
+    let task = tokio::spawn({
+        let (worker, client, config) = (worker.clone(), client.clone(), config.clone());
+        async move { consumer::run(&worker, &client, &config, stopped).await }
+    });
+    while receive.num_calls() < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(true).unwrap();
+    let stats = tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops promptly").unwrap();
+    assert_eq!(
+        stats,
+        ConsumerStats { received: 1, deleted: 0, released: 0 },
+        "an undeleted message comes back by itself"
+    );
+    assert_eq!(delete.num_calls(), 1);
+}

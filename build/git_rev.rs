@@ -1,4 +1,5 @@
-//! Stamps the build with the git revision, for the `version` log field.
+//! Build script of the two function crates (`build = "../build/git_rev.rs"`): stamps the
+//! build with the git revision, for the `version` log field.
 fn main() {
     let rev = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])

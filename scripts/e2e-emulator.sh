@@ -50,6 +50,8 @@ for _ in $(seq 1 100); do
 done
 
 export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+# The consumer process inherits this: warnings and errors only, to keep the output readable.
+export AWS_LAMBDA_LOG_LEVEL=warn
 check() {
   python3 - "$1" <<'PY'
 import json, sys

@@ -18,3 +18,6 @@ echo "== tests"
 cargo test --workspace --locked
 echo "== end to end on a local AWS emulator"
 bash scripts/e2e-emulator.sh
+echo "== infrastructure (CDK) checks, offline"
+case "$(uname -m)" in aarch64) infra_arch=arm64 ;; *) infra_arch=x86_64 ;; esac
+ZIPS="target/lambda-$(uname -m)" ARCH="$infra_arch" bash scripts/infra-check.sh

@@ -1,0 +1,247 @@
+// The fanout pipeline as one CDK stack: SNS topic → SQS queue (with DLQ) → worker function,
+// the producer function and its triggers, alarms, outputs. Everything the binaries read from
+// their environment is wired here; nothing more is deployed.
+import * as path from 'node:path';
+
+import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { SqsSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/** The settings of a deployment; every one has a default (see `defaultSettings`). */
+export interface FanoutSettings {
+  /** Folder of `cargo lambda build --output-format zip` (holds `<bin>/bootstrap.zip`). */
+  readonly zipsDir: string;
+  /** CPU architecture of the zips: `arm64` (default) or `x86_64`. */
+  readonly architecture: 'arm64' | 'x86_64';
+  readonly producerMemoryMb: number;
+  readonly producerTimeout: Duration;
+  readonly workerMemoryMb: number;
+  readonly workerTimeout: Duration;
+  readonly logRetention: logs.RetentionDays;
+  /** Event source mapping: messages per invocation (1–10,000; above 10 needs a window). */
+  readonly batchSize: number;
+  /** Event source mapping: how long to gather a batch (0–300 s). */
+  readonly maxBatchingWindow: Duration;
+  /** Event source mapping: most concurrent worker invocations (2–1,000). */
+  readonly maxConcurrency: number;
+  /** Receives before SQS moves a message to the DLQ. */
+  readonly maxReceiveCount: number;
+  /** Alarm when the oldest message is older than this. */
+  readonly oldestMessageAlarmAge: Duration;
+  /** EventBridge schedule of the scheduled job, e.g. `cron(0 7 * * ? *)`; empty: none. */
+  readonly scheduleExpression: string;
+  /** The `FanoutRequest` the schedule sends (its constant input). */
+  readonly scheduledRequest: Record<string, unknown>;
+  /** Application events that start a job: their `source` … */
+  readonly applicationEventSource: string;
+  /** … and `detail-type`; the event's `detail` is the `FanoutRequest`. */
+  readonly applicationEventDetailType: string;
+  /** Extra environment of both functions (retry policy overrides, concurrency …). */
+  readonly environment: Record<string, string>;
+}
+
+/** The defaults: arm64, 30 s worker timeout, batch of 10, 20 concurrent workers. */
+export function defaultSettings(zipsDir: string): FanoutSettings {
+  return {
+    zipsDir,
+    architecture: 'arm64',
+    producerMemoryMb: 512,
+    producerTimeout: Duration.minutes(15),
+    workerMemoryMb: 1024,
+    workerTimeout: Duration.seconds(30),
+    logRetention: logs.RetentionDays.ONE_MONTH,
+    batchSize: 10,
+    maxBatchingWindow: Duration.seconds(0),
+    maxConcurrency: 20,
+    maxReceiveCount: 5,
+    oldestMessageAlarmAge: Duration.minutes(15),
+    scheduleExpression: 'cron(0 7 * * ? *)',
+    scheduledRequest: {
+      job_id: 'daily-digest',
+      channel: 'log',
+      payload: { digest: 'daily' },
+      recipients: { synthetic: { count: 1000, address: 'digest' } },
+    },
+    applicationEventSource: 'com.example.notifications',
+    applicationEventDetailType: 'FanoutRequested',
+    environment: {},
+  };
+}
+
+/**
+ * The visibility timeout the queue needs: at least six times the worker's timeout, plus the
+ * batching window (AWS's guidance for SQS event sources), so a message is never handed to a
+ * second worker while the first may still be on it.
+ */
+export function visibilityTimeoutFor(workerTimeout: Duration, batchingWindow: Duration): Duration {
+  return Duration.seconds(6 * workerTimeout.toSeconds() + batchingWindow.toSeconds());
+}
+
+export interface FanoutStackProps extends StackProps {
+  readonly settings: FanoutSettings;
+}
+
+export class FanoutStack extends Stack {
+  readonly topic: sns.Topic;
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly producer: lambda.Function;
+  readonly worker: lambda.Function;
+
+  constructor(scope: Construct, id: string, props: FanoutStackProps) {
+    super(scope, id, props);
+    const s = props.settings;
+    const architecture = s.architecture === 'x86_64' ? lambda.Architecture.X86_64 : lambda.Architecture.ARM_64;
+
+    // One customer-managed key for the topic and the queues, so SNS may deliver into the
+    // encrypted queue (an AWS-managed SQS key cannot grant that).
+    const key = new kms.Key(this, 'Key', {
+      description: 'fanout: encryption at rest of the topic and the queues',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    key.grant(new iam.ServicePrincipal('sns.amazonaws.com'), 'kms:GenerateDataKey*', 'kms:Decrypt');
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: key,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This is the dead-letter queue: records and redriven messages end here for an operator.',
+    });
+
+    this.queue = new sqs.Queue(this, 'Queue', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: key,
+      enforceSSL: true,
+      visibilityTimeout: visibilityTimeoutFor(s.workerTimeout, s.maxBatchingWindow),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: s.maxReceiveCount },
+    });
+
+    this.topic = new sns.Topic(this, 'Topic', { masterKey: key, enforceSSL: true });
+    this.topic.addSubscription(new SqsSubscription(this.queue, { rawMessageDelivery: true }));
+
+    const common = {
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      handler: 'bootstrap',
+      architecture,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      tracing: lambda.Tracing.ACTIVE,
+    };
+    this.producer = new lambda.Function(this, 'Producer', {
+      ...common,
+      description: 'fanout producer: request → batches → SNS PublishBatch',
+      code: lambda.Code.fromAsset(path.join(s.zipsDir, 'producer', 'bootstrap.zip')),
+      memorySize: s.producerMemoryMb,
+      timeout: s.producerTimeout,
+      logGroup: new logs.LogGroup(this, 'ProducerLogs', { retention: s.logRetention, removalPolicy: RemovalPolicy.DESTROY }),
+      environment: {
+        ...s.environment,
+        FANOUT_TOPIC_ARN: this.topic.topicArn,
+        FANOUT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
+      },
+    });
+    this.worker = new lambda.Function(this, 'Worker', {
+      ...common,
+      description: 'fanout worker: SQS batch → concurrent delivery → partial batch response',
+      code: lambda.Code.fromAsset(path.join(s.zipsDir, 'worker', 'bootstrap.zip')),
+      memorySize: s.workerMemoryMb,
+      timeout: s.workerTimeout,
+      logGroup: new logs.LogGroup(this, 'WorkerLogs', { retention: s.logRetention, removalPolicy: RemovalPolicy.DESTROY }),
+      environment: {
+        ...s.environment,
+        FANOUT_QUEUE_URL: this.queue.queueUrl,
+        FANOUT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
+      },
+    });
+
+    // Least privilege: the producer publishes to this topic; the worker re-enqueues to its
+    // own queue; both write dead-letter records. The event source grants the worker the
+    // receive/delete/visibility calls on its queue.
+    this.topic.grantPublish(this.producer);
+    this.deadLetterQueue.grantSendMessages(this.producer);
+    this.queue.grantSendMessages(this.worker);
+    this.deadLetterQueue.grantSendMessages(this.worker);
+    this.worker.addEventSource(
+      new SqsEventSource(this.queue, {
+        batchSize: s.batchSize,
+        maxBatchingWindow: s.maxBatchingWindow.toSeconds() > 0 ? s.maxBatchingWindow : undefined,
+        maxConcurrency: s.maxConcurrency,
+        reportBatchItemFailures: true,
+      }),
+    );
+
+    if (s.scheduleExpression) {
+      new events.Rule(this, 'Schedule', {
+        description: 'fanout: the scheduled job (constant input = FanoutRequest)',
+        schedule: events.Schedule.expression(s.scheduleExpression),
+        targets: [new targets.LambdaFunction(this.producer, { event: events.RuleTargetInput.fromObject(s.scheduledRequest) })],
+      });
+    }
+    new events.Rule(this, 'ApplicationEvents', {
+      description: 'fanout: application events whose detail is a FanoutRequest',
+      eventPattern: { source: [s.applicationEventSource], detailType: [s.applicationEventDetailType] },
+      targets: [new targets.LambdaFunction(this.producer)],
+    });
+
+    new cloudwatch.Alarm(this, 'DeadLettersAlarm', {
+      alarmDescription: 'fanout: recipients or messages are in the dead-letter queue',
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    new cloudwatch.Alarm(this, 'OldestMessageAlarm', {
+      alarmDescription: 'fanout: the queue is not keeping up',
+      metric: this.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1) }),
+      threshold: s.oldestMessageAlarmAge.toSeconds(),
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 5,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    new cloudwatch.Alarm(this, 'WorkerErrorsAlarm', {
+      alarmDescription: 'fanout: the worker function failed (it never fails on purpose)',
+      metric: this.worker.metricErrors({ period: Duration.minutes(1) }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    new CfnOutput(this, 'TopicArn', { value: this.topic.topicArn });
+    new CfnOutput(this, 'QueueUrl', { value: this.queue.queueUrl });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'ProducerFunctionName', { value: this.producer.functionName });
+    new CfnOutput(this, 'WorkerFunctionName', { value: this.worker.functionName });
+
+    for (const fn of [this.producer, this.worker]) {
+      const role = fn.role as iam.Role;
+      const findings: [string, string][] = [
+        [
+          'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+          'AWSLambdaBasicExecutionRole only lets the function write its own log streams.',
+        ],
+        ['AwsSolutions-IAM5[Resource::*]', 'X-Ray PutTraceSegments/PutTelemetryRecords accept only Resource "*".'],
+        ['AwsSolutions-IAM5[Action::kms:GenerateDataKey*]', 'AWS-defined KMS action family, granted on this stack\'s one key only.'],
+        ['AwsSolutions-IAM5[Action::kms:ReEncrypt*]', 'AWS-defined KMS action family, granted on this stack\'s one key only.'],
+      ];
+      for (const [id, reason] of findings) {
+        Validations.of(role).acknowledge({ id: `AwsSolutions::${id}`, reason });
+      }
+    }
+  }
+}

@@ -21,3 +21,5 @@ bash scripts/e2e-emulator.sh
 echo "== infrastructure (CDK) checks, offline"
 case "$(uname -m)" in aarch64) infra_arch=arm64 ;; *) infra_arch=x86_64 ;; esac
 ZIPS="target/lambda-$(uname -m)" ARCH="$infra_arch" bash scripts/infra-check.sh
+echo "== the CDK template deployed to the emulator, a job through it"
+bash scripts/e2e-deploy.sh

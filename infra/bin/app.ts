@@ -4,9 +4,11 @@
 //   stackName            default Fanout
 //   workerTimeoutSeconds, workerMemoryMb, producerMemoryMb, batchSize,
 //   maxBatchingWindowSeconds, maxConcurrency, maxReceiveCount, scheduleExpression
+//   environment          JSON object of extra function environment (e.g. AWS_ENDPOINT_URL)
+//   synthesizer          "emulator": no bootstrap stack; assets in bucket fanout-assets-<account>
 import * as path from 'node:path';
 
-import { App, Duration, Validations } from 'aws-cdk-lib';
+import { App, DefaultStackSynthesizer, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 
 import { defaultSettings, FanoutSettings, FanoutStack } from '../lib/fanout-stack';
@@ -37,7 +39,28 @@ const settings: FanoutSettings = {
   maxConcurrency: num('maxConcurrency', base.maxConcurrency),
   maxReceiveCount: num('maxReceiveCount', base.maxReceiveCount),
   scheduleExpression: ctx('scheduleExpression') ?? base.scheduleExpression,
+  environment: parseEnvironment(ctx('environment')),
 };
 
-new FanoutStack(app, ctx('stackName') ?? 'Fanout', { settings });
+function parseEnvironment(raw: string | undefined): Record<string, string> {
+  if (raw === undefined) return {};
+  const value: unknown = typeof raw === 'string' ? JSON.parse(raw) : raw;
+  if (typeof value !== 'object' || value === null || Object.values(value).some((v) => typeof v !== 'string')) {
+    throw new Error('context environment: must be a JSON object of strings');
+  }
+  return value as Record<string, string>;
+}
+
+// An emulator has no CDK bootstrap stack: assets go to a plain bucket the deploy script
+// creates, and the template carries no bootstrap-version rule.
+const synthesizer =
+  ctx('synthesizer') === 'emulator'
+    ? new DefaultStackSynthesizer({
+        generateBootstrapVersionRule: false,
+        fileAssetsBucketName: 'fanout-assets-${AWS::AccountId}',
+        bucketPrefix: '',
+      })
+    : undefined;
+
+new FanoutStack(app, ctx('stackName') ?? 'Fanout', { settings, synthesizer });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

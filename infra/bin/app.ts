@@ -3,7 +3,8 @@
 //   architecture         arm64 | x86_64 (default arm64)
 //   stackName            default Fanout
 //   workerTimeoutSeconds, workerMemoryMb, producerMemoryMb, batchSize,
-//   maxBatchingWindowSeconds, maxConcurrency, maxReceiveCount, scheduleExpression
+//   maxBatchingWindowSeconds, maxConcurrency, maxReceiveCount, scheduleExpression,
+//   scheduleEnabled (true|false), scheduledRequest (JSON FanoutRequest)
 //   environment          JSON object of extra function environment (e.g. AWS_ENDPOINT_URL)
 //   synthesizer          "emulator": no bootstrap stack; assets in bucket fanout-assets-<account>
 import * as path from 'node:path';
@@ -39,6 +40,8 @@ const settings: FanoutSettings = {
   maxConcurrency: num('maxConcurrency', base.maxConcurrency),
   maxReceiveCount: num('maxReceiveCount', base.maxReceiveCount),
   scheduleExpression: ctx('scheduleExpression') ?? base.scheduleExpression,
+  scheduleEnabled: String(ctx('scheduleEnabled') ?? base.scheduleEnabled) === 'true',
+  scheduledRequest: ctx('scheduledRequest') ? JSON.parse(String(ctx('scheduledRequest'))) : base.scheduledRequest,
   environment: parseEnvironment(ctx('environment')),
 };
 

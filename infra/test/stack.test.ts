@@ -57,13 +57,15 @@ test('the subscription uses raw message delivery into the queue', () => {
   t.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'sqs', RawMessageDelivery: true });
 });
 
-test('topic and queues are encrypted with the stack key and refuse plain HTTP', () => {
-  t.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+test('topic and queues are encrypted at rest and refuse plain HTTP', () => {
+  const topic = Object.values(t.findResources('AWS::SNS::Topic'))[0];
+  assert.match(JSON.stringify(topic.Properties.KmsMasterKeyId), /:alias\/aws\/sns"/, 'the AWS-managed SNS key');
   const queues = t.findResources('AWS::SQS::Queue');
   assert.equal(Object.keys(queues).length, 2);
   for (const q of Object.values(queues)) {
-    assert.ok(q.Properties.KmsMasterKeyId, 'queue encrypted');
+    assert.equal(q.Properties.SqsManagedSseEnabled, true, 'queue encrypted');
   }
+  t.resourceCountIs('AWS::KMS::Key', 0);
   const tlsOnly = {
     PolicyDocument: {
       Statement: Match.arrayWith([
@@ -73,7 +75,6 @@ test('topic and queues are encrypted with the stack key and refuse plain HTTP', 
   };
   t.resourcePropertiesCountIs('AWS::SQS::QueuePolicy', tlsOnly, 2);
   t.hasResourceProperties('AWS::SNS::TopicPolicy', tlsOnly);
-  t.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
 });
 
 test('both functions run provided.al2023 on arm64 by default, x86_64 when chosen', () => {
@@ -106,12 +107,14 @@ test('the functions get exactly the environment the binaries read', () => {
 test('a schedule sends a constant FanoutRequest and a rule forwards application events', () => {
   t.hasResourceProperties('AWS::Events::Rule', {
     ScheduleExpression: 'cron(0 7 * * ? *)',
+    State: 'DISABLED',
     Targets: [Match.objectLike({ Input: Match.serializedJson(Match.objectLike({ job_id: 'daily-digest', channel: 'log' })) })],
   });
   t.hasResourceProperties('AWS::Events::Rule', {
     EventPattern: { source: ['com.example.notifications'], 'detail-type': ['FanoutRequested'] },
   });
   synth({ scheduleExpression: '' }).resourceCountIs('AWS::Events::Rule', 1);
+  synth({ scheduleEnabled: true }).hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: Match.anyValue(), State: 'ENABLED' });
 });
 
 /** Every statement of the policy attached to the function whose logical id starts with `prefix`. */

@@ -56,6 +56,13 @@ struct Args {
     /// aws target: run this `worker` binary as a consumer instead of the event source mapping.
     #[arg(long)]
     consumer_bin: Option<std::path::PathBuf>,
+    /// aws target: where the webhook sink listens (default 127.0.0.1 on a free port).
+    #[arg(long)]
+    sink_bind: Option<std::net::SocketAddr>,
+    /// aws target: the URL recipients are given when Lambda reaches the sink through another
+    /// address (e.g. http://<public address>:8080/hook).
+    #[arg(long)]
+    sink_url: Option<String>,
     /// Recipients in the job.
     #[arg(long, default_value_t = 100_000)]
     recipients: u64,
@@ -210,6 +217,8 @@ async fn run_aws(args: &Args, config: RunConfig) -> anyhow::Result<fanout_loadte
         faults: config.faults,
         batch_limits: config.batch_limits,
         max_wall: config.max_wall,
+        sink_bind: args.sink_bind,
+        sink_url: args.sink_url.clone(),
         consumer: args.consumer_bin.clone().map(|binary| ConsumerProcess {
             binary,
             max_in_flight: args.max_concurrency,

@@ -78,7 +78,13 @@ async fn handle(rx: Arc<Receiver>, req: Request<Incoming>) -> Result<Response<Fu
 impl Sink {
     /// Starts the sink on 127.0.0.1 on a free port.
     pub async fn start(ledger: Arc<Ledger>, plan: FaultPlan) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), ledger, plan).await
+    }
+
+    /// Starts the sink listening on `bind` (for a load test on AWS, an address Lambda can
+    /// reach).
+    pub async fn start_at(bind: SocketAddr, ledger: Arc<Ledger>, plan: FaultPlan) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
         let rx = Arc::new(Receiver { ledger, plan });

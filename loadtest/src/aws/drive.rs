@@ -42,6 +42,10 @@ pub struct AwsRunConfig {
     pub max_wall: Duration,
     /// Run the worker as a consumer process.
     pub consumer: Option<ConsumerProcess>,
+    /// Where the sink listens (default 127.0.0.1 on a free port).
+    pub sink_bind: Option<std::net::SocketAddr>,
+    /// The URL recipients are given, when the sink is reached through another address.
+    pub sink_url: Option<String>,
 }
 
 /// Runs one webhook job on `stack` and reports.
@@ -50,7 +54,12 @@ pub async fn run(sdk: &aws_config::SdkConfig, stack: &StackNames, config: &AwsRu
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let started = Instant::now();
     let ledger = Arc::new(Ledger::with_capacity(started, config.recipients));
-    let sink = Sink::start(ledger.clone(), config.faults).await.context("starting the webhook sink")?;
+    let sink = match config.sink_bind {
+        Some(bind) => Sink::start_at(bind, ledger.clone(), config.faults).await,
+        None => Sink::start(ledger.clone(), config.faults).await,
+    }
+    .context("starting the webhook sink")?;
+    let sink_url = config.sink_url.clone().unwrap_or_else(|| sink.url());
 
     let mut consumer = match &config.consumer {
         None => None,
@@ -74,7 +83,7 @@ pub async fn run(sdk: &aws_config::SdkConfig, stack: &StackNames, config: &AwsRu
         payload: Some(serde_json::value::RawValue::from_string(r#"{"event":"loadtest"}"#.into())?),
         recipients: RecipientSource::Synthetic(SyntheticSource {
             count: config.recipients,
-            address: sink.url(),
+            address: sink_url,
             id_prefix: "r".into(),
         }),
         limits: config.batch_limits,

@@ -2,7 +2,7 @@
 //   zips                 folder of the cargo lambda zips (default ../target/lambda)
 //   architecture         arm64 | x86_64 (default arm64)
 //   stackName            default Fanout
-//   workerTimeoutSeconds, workerMemoryMb, producerMemoryMb, batchSize,
+//   workerTimeoutSeconds, workerMemoryMb, producerMemoryMb, logRetentionDays, batchSize,
 //   maxBatchingWindowSeconds, maxConcurrency, maxReceiveCount, scheduleExpression,
 //   scheduleEnabled (true|false), scheduledRequest (JSON FanoutRequest)
 //   environment          JSON object of extra function environment (e.g. AWS_ENDPOINT_URL)
@@ -10,6 +10,7 @@
 import * as path from 'node:path';
 
 import { App, DefaultStackSynthesizer, Duration, Validations } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 
 import { defaultSettings, FanoutSettings, FanoutStack } from '../lib/fanout-stack';
@@ -35,6 +36,7 @@ const settings: FanoutSettings = {
   workerTimeout: Duration.seconds(num('workerTimeoutSeconds', base.workerTimeout.toSeconds())),
   workerMemoryMb: num('workerMemoryMb', base.workerMemoryMb),
   producerMemoryMb: num('producerMemoryMb', base.producerMemoryMb),
+  logRetention: logRetention(num('logRetentionDays', base.logRetention)),
   batchSize: num('batchSize', base.batchSize),
   maxBatchingWindow: Duration.seconds(num('maxBatchingWindowSeconds', base.maxBatchingWindow.toSeconds())),
   maxConcurrency: num('maxConcurrency', base.maxConcurrency),
@@ -44,6 +46,12 @@ const settings: FanoutSettings = {
   scheduledRequest: ctx('scheduledRequest') ? JSON.parse(String(ctx('scheduledRequest'))) : base.scheduledRequest,
   environment: parseEnvironment(ctx('environment')),
 };
+
+function logRetention(days: number): logs.RetentionDays {
+  const allowed = Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number');
+  if (!allowed.includes(days)) throw new Error(`context logRetentionDays: ${days} is not one of ${allowed.join(', ')}`);
+  return days as logs.RetentionDays;
+}
 
 function parseEnvironment(raw: string | undefined): Record<string, string> {
   if (raw === undefined) return {};

@@ -413,6 +413,10 @@ pub enum DeadLetter {
     },
 }
 
+/// Most encoded bytes of the recipients in one dead-letter record (the payload, at most
+/// [`limits::PAYLOAD_MAX_BYTES`], comes on top).
+pub const DEAD_LETTER_RECIPIENTS_MAX_BYTES: usize = 512 * 1024;
+
 /// How much of a poison message's body a dead-letter record keeps.
 pub const POISON_BODY_MAX_BYTES: usize = 16 * 1024;
 
@@ -434,6 +438,41 @@ impl DeadLetterRecord {
             end -= 1;
         }
         Self { v: V1, record: DeadLetter::Poison { message_id: message_id.into(), reason, body: body[..end].into() } }
+    }
+
+    /// Records of `recipients` of one batch, as few as fit: each record's recipients encode to
+    /// at most [`DEAD_LETTER_RECIPIENTS_MAX_BYTES`], so a record stays far inside an SQS
+    /// message (1 MiB) whatever the batch size and addresses.
+    pub fn recipients(batch: &RecipientBatch, recipients: Vec<DeadRecipient>) -> Vec<Self> {
+        let payload: serde_json::Value = serde_json::from_str(batch.payload.get()).unwrap_or(serde_json::Value::Null);
+        let mut records = Vec::new();
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        let flush = |chunk: &mut Vec<DeadRecipient>, records: &mut Vec<Self>| {
+            if !chunk.is_empty() {
+                records.push(Self {
+                    v: V1,
+                    record: DeadLetter::Recipients {
+                        job_id: batch.job_id.clone(),
+                        batch_id: batch.batch_id.clone(),
+                        channel: batch.channel,
+                        payload: payload.clone(),
+                        recipients: std::mem::take(chunk),
+                    },
+                });
+            }
+        };
+        for r in recipients {
+            let size = serde_json::to_vec(&r).map_or(0, |v| v.len()) + 1;
+            if bytes + size > DEAD_LETTER_RECIPIENTS_MAX_BYTES {
+                flush(&mut chunk, &mut records);
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push(r);
+        }
+        flush(&mut chunk, &mut records);
+        records
     }
 
     /// Encodes the record.

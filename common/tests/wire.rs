@@ -106,3 +106,32 @@ fn dead_letter_record_v1_round_trips() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn dead_letter_records_are_split_to_stay_inside_an_sqs_message() {
+    use fanout_common::{DeadRecipient, Recipient};
+    let batch = RecipientBatch::from_json(fixture("recipient_batch_v1.json").trim_end()).unwrap();
+    let dead: Vec<DeadRecipient> = (0..3000)
+        .map(|i| {
+            let r = Recipient::new(format!("user-{i}"), format!("https://hooks.example.com/{}", "x".repeat(400)));
+            DeadRecipient {
+                idempotency_key: r.key(&batch.job_id),
+                recipient: r,
+                cause: DeadCause::Permanent,
+                reason: "http 410".into(),
+                attempt: 1,
+            }
+        })
+        .collect();
+    let records = DeadLetterRecord::recipients(&batch, dead);
+    assert!(records.len() >= 3, "about 1.4 MB of recipients: {} records", records.len());
+    let mut total = 0;
+    for r in &records {
+        assert!(r.to_json().len() < 1024 * 1024, "inside the SQS message limit");
+        if let DeadLetter::Recipients { recipients, batch_id, .. } = &r.record {
+            assert_eq!(batch_id, &batch.batch_id);
+            total += recipients.len();
+        }
+    }
+    assert_eq!(total, 3000, "no one left out");
+}

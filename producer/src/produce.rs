@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fanout_common::batching::{Batcher, EncodedBatch, PublishGrouper};
 use fanout_common::retry::classify_publish_failure;
 use fanout_common::{
-    Cursor, DeadCause, DeadLetter, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass, FanoutRequest, JobId,
+    Cursor, DeadCause, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass, FanoutRequest, JobId,
     RecipientBatch, RetryPolicy,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -224,32 +224,23 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
             let batch = RecipientBatch::from_json(&enc.body).map_err(|e| Error::Internal(e.to_string()))?;
             summary.failed_batches += 1;
             summary.dead_lettered_recipients += batch.recipients.len() as u64;
-            let payload = serde_json::from_str(batch.payload.get()).unwrap_or(serde_json::Value::Null);
-            let recipients = batch
+            let recipients: Vec<DeadRecipient> = batch
                 .recipients
-                .into_iter()
+                .iter()
                 .map(|r| DeadRecipient {
                     idempotency_key: r.key(job),
-                    recipient: r,
+                    recipient: r.clone(),
                     cause: DeadCause::Unpublished,
                     reason: reason.clone(),
                     attempt: batch.attempt,
                 })
                 .collect();
-            let record = DeadLetterRecord {
-                v: fanout_common::message::V1,
-                record: DeadLetter::Recipients {
-                    job_id: job.clone(),
-                    batch_id: enc.batch_id.clone(),
-                    channel: batch.channel,
-                    payload,
-                    recipients,
-                },
-            };
-            self.dead_letters
-                .write(record)
-                .await
-                .map_err(|e| Error::DeadLetter(format!("batch {}: {e}", enc.batch_id)))?;
+            for record in DeadLetterRecord::recipients(&batch, recipients) {
+                self.dead_letters
+                    .write(record)
+                    .await
+                    .map_err(|e| Error::DeadLetter(format!("batch {}: {e}", enc.batch_id)))?;
+            }
         }
         Ok(())
     }

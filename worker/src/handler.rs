@@ -23,10 +23,8 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use fanout_common::message::V1;
 use fanout_common::{
-    DeadCause, DeadLetter, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass, Recipient, RecipientBatch,
-    RetryPolicy,
+    DeadCause, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass, Recipient, RecipientBatch, RetryPolicy,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
@@ -243,18 +241,10 @@ impl<D: Deliverer, Q: Requeue, L: DeadLetters> Worker<D, Q, L> {
 
         if !dead.is_empty() {
             report.dead_lettered = dead.len();
-            let record = DeadLetterRecord {
-                v: V1,
-                record: DeadLetter::Recipients {
-                    job_id: batch.job_id.clone(),
-                    batch_id: batch.batch_id.clone(),
-                    channel: batch.channel,
-                    payload: serde_json::from_str(batch.payload.get()).unwrap_or(serde_json::Value::Null),
-                    recipients: dead,
-                },
-            };
-            if let Err(e) = self.dead_letters.write(record).await {
-                return MessageReport { failed: Some(format!("dead-letter write failed: {e}")), ..report };
+            for record in DeadLetterRecord::recipients(&batch, dead) {
+                if let Err(e) = self.dead_letters.write(record).await {
+                    return MessageReport { failed: Some(format!("dead-letter write failed: {e}")), ..report };
+                }
             }
         }
 

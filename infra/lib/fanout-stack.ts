@@ -131,38 +131,27 @@ export class FanoutStack extends Stack {
     this.topic = new sns.Topic(this, 'Topic', { masterKey: snsKey, enforceSSL: true });
     this.topic.addSubscription(new SqsSubscription(this.queue, { rawMessageDelivery: true }));
 
-    const common = {
-      runtime: lambda.Runtime.PROVIDED_AL2023,
-      handler: 'bootstrap',
-      architecture,
-      loggingFormat: lambda.LoggingFormat.JSON,
-      tracing: lambda.Tracing.ACTIVE,
-    };
-    this.producer = new lambda.Function(this, 'Producer', {
-      ...common,
-      description: 'fanout producer: request → batches → SNS PublishBatch',
-      code: lambda.Code.fromAsset(path.join(s.zipsDir, 'producer', 'bootstrap.zip')),
-      memorySize: s.producerMemoryMb,
-      timeout: s.producerTimeout,
-      logGroup: new logs.LogGroup(this, 'ProducerLogs', { retention: s.logRetention, removalPolicy: RemovalPolicy.DESTROY }),
-      environment: {
-        ...s.environment,
-        FANOUT_TOPIC_ARN: this.topic.topicArn,
-        FANOUT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
-      },
+    const fn = (id: string, description: string, memorySize: number, timeout: Duration, environment: Record<string, string>) =>
+      new lambda.Function(this, id, {
+        runtime: lambda.Runtime.PROVIDED_AL2023,
+        handler: 'bootstrap',
+        architecture,
+        loggingFormat: lambda.LoggingFormat.JSON,
+        tracing: lambda.Tracing.ACTIVE,
+        description,
+        code: lambda.Code.fromAsset(path.join(s.zipsDir, id.toLowerCase(), 'bootstrap.zip')),
+        memorySize,
+        timeout,
+        logGroup: new logs.LogGroup(this, `${id}Logs`, { retention: s.logRetention, removalPolicy: RemovalPolicy.DESTROY }),
+        environment: { ...s.environment, ...environment },
+      });
+    this.producer = fn('Producer', 'fanout producer: request → batches → SNS PublishBatch', s.producerMemoryMb, s.producerTimeout, {
+      FANOUT_TOPIC_ARN: this.topic.topicArn,
+      FANOUT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
     });
-    this.worker = new lambda.Function(this, 'Worker', {
-      ...common,
-      description: 'fanout worker: SQS batch → concurrent delivery → partial batch response',
-      code: lambda.Code.fromAsset(path.join(s.zipsDir, 'worker', 'bootstrap.zip')),
-      memorySize: s.workerMemoryMb,
-      timeout: s.workerTimeout,
-      logGroup: new logs.LogGroup(this, 'WorkerLogs', { retention: s.logRetention, removalPolicy: RemovalPolicy.DESTROY }),
-      environment: {
-        ...s.environment,
-        FANOUT_QUEUE_URL: this.queue.queueUrl,
-        FANOUT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
-      },
+    this.worker = fn('Worker', 'fanout worker: SQS batch → concurrent delivery → partial batch response', s.workerMemoryMb, s.workerTimeout, {
+      FANOUT_QUEUE_URL: this.queue.queueUrl,
+      FANOUT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
     });
 
     // Least privilege: the producer publishes to this topic; the worker re-enqueues to its

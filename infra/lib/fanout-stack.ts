@@ -184,30 +184,22 @@ export class FanoutStack extends Stack {
       targets: [new targets.LambdaFunction(this.producer)],
     });
 
-    new cloudwatch.Alarm(this, 'DeadLettersAlarm', {
-      alarmDescription: 'fanout: recipients or messages are in the dead-letter queue',
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    new cloudwatch.Alarm(this, 'OldestMessageAlarm', {
-      alarmDescription: 'fanout: the queue is not keeping up',
-      metric: this.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1) }),
-      threshold: s.oldestMessageAlarmAge.toSeconds(),
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 5,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    new cloudwatch.Alarm(this, 'WorkerErrorsAlarm', {
-      alarmDescription: 'fanout: the worker function failed (it never fails on purpose)',
-      metric: this.worker.metricErrors({ period: Duration.minutes(1) }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold: number, periods: number) =>
+      new cloudwatch.Alarm(this, id, {
+        alarmDescription: `fanout: ${description}`,
+        metric,
+        threshold,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: periods,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    const minute = { period: Duration.minutes(1) };
+    alarm('DeadLettersAlarm', 'recipients or messages are in the dead-letter queue',
+      this.deadLetterQueue.metricApproximateNumberOfMessagesVisible(minute), 0, 1);
+    alarm('OldestMessageAlarm', 'the queue is not keeping up',
+      this.queue.metricApproximateAgeOfOldestMessage(minute), s.oldestMessageAlarmAge.toSeconds(), 5);
+    alarm('WorkerErrorsAlarm', 'the worker function failed (it never fails on purpose)',
+      this.worker.metricErrors(minute), 0, 1);
 
     new CfnOutput(this, 'TopicArn', { value: this.topic.topicArn });
     new CfnOutput(this, 'QueueUrl', { value: this.queue.queueUrl });

@@ -14,9 +14,7 @@ use futures::FutureExt;
 
 use crate::accounting::{account, DeadLetterIndex};
 use crate::clock::Clock;
-use crate::engine::{
-    DeadLetterQueue, EsmConfig, EventSourceMapping, Function, Queue, QueueConfig, Redrive, Subscription, Topic,
-};
+use crate::engine::{DeadLetterQueue, EsmConfig, EventSourceMapping, Function, Queue, Subscription, Topic};
 use crate::faults::FaultPlan;
 use crate::ledger::Ledger;
 use crate::report::{peak_rss_bytes, DuplicateCauses, Report, Requests};
@@ -114,19 +112,8 @@ async fn run_with<D: Deliverer + 'static>(
 ) -> anyhow::Result<Report> {
     let clock = Clock::new(config.time_scale);
     let visibility = config.esm.function_timeout * 6;
-    let dlq = Queue::new(
-        QueueConfig { name: "fanout-dlq".into(), visibility_timeout: visibility, redrive: None, duplicate_rate: 0.0 },
-        clock,
-    );
-    let queue = Queue::new(
-        QueueConfig {
-            name: "fanout-queue".into(),
-            visibility_timeout: visibility,
-            redrive: Some(Redrive { dlq: dlq.clone(), max_receive_count: config.max_receive_count }),
-            duplicate_rate: config.duplicates,
-        },
-        clock,
-    );
+    let (queue, dlq) =
+        Queue::with_dlq("fanout-queue", clock, visibility, Some(config.max_receive_count), config.duplicates);
     let topic = Arc::new(Topic::new(
         "fanout-topic",
         vec![Subscription { queue: queue.clone(), raw: config.raw_delivery }],

@@ -170,6 +170,37 @@ impl Queue {
         })
     }
 
+    /// A work queue named `name` and its dead-letter queue `<name>-dlq`: both with
+    /// `visibility`; the work queue redrives after `max_receive_count` receives (none when
+    /// `None`) and stores a share `duplicate_rate` of messages twice.
+    pub fn with_dlq(
+        name: &str,
+        clock: Clock,
+        visibility: Duration,
+        max_receive_count: Option<u32>,
+        duplicate_rate: f64,
+    ) -> (Arc<Self>, Arc<Self>) {
+        let dlq = Self::new(
+            QueueConfig {
+                name: format!("{name}-dlq"),
+                visibility_timeout: visibility,
+                redrive: None,
+                duplicate_rate: 0.0,
+            },
+            clock,
+        );
+        let queue = Self::new(
+            QueueConfig {
+                name: name.to_owned(),
+                visibility_timeout: visibility,
+                redrive: max_receive_count.map(|n| Redrive { dlq: dlq.clone(), max_receive_count: n }),
+                duplicate_rate,
+            },
+            clock,
+        );
+        (queue, dlq)
+    }
+
     /// Checks a configuration against the AWS ranges.
     pub fn check_config(config: &QueueConfig) -> Result<(), SqsError> {
         if config.visibility_timeout > Duration::from_secs(u64::from(SQS_MAX_VISIBILITY_TIMEOUT_SECONDS)) {

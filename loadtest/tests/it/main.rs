@@ -12,29 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fanout_loadtest::clock::Clock;
-use fanout_loadtest::engine::{Queue, QueueConfig, Redrive};
+use fanout_loadtest::engine::Queue;
 
 /// 1,000 simulated seconds per real second: a 30 s visibility timeout lasts 30 ms.
 pub fn fast_clock() -> Clock {
     Clock::new(1000.0)
 }
 
-/// A queue with `visibility` and, if `max_receive_count` is set, a DLQ.
+/// A queue with `visibility` and, if `max_receive_count` is set, a redrive to its DLQ.
 pub fn queue(clock: Clock, visibility: Duration, max_receive_count: Option<u32>) -> (Arc<Queue>, Arc<Queue>) {
-    let dlq = Queue::new(
-        QueueConfig { name: "dlq".into(), visibility_timeout: visibility, redrive: None, duplicate_rate: 0.0 },
-        clock,
-    );
-    let q = Queue::new(
-        QueueConfig {
-            name: "q".into(),
-            visibility_timeout: visibility,
-            redrive: max_receive_count.map(|n| Redrive { dlq: dlq.clone(), max_receive_count: n }),
-            duplicate_rate: 0.0,
-        },
-        clock,
-    );
-    (q, dlq)
+    Queue::with_dlq("q", clock, visibility, max_receive_count, 0.0)
 }
 
 /// A stop signal that never fires.

@@ -31,7 +31,8 @@ async fn faults_of_every_kind_lose_no_one() {
         seed: 9,
         ..FaultPlan::default()
     };
-    cfg.duplicates = 0.02;
+    // High enough that a run of ~100 messages always has duplicates (0.8^100 ≈ 2e-10).
+    cfg.duplicates = 0.2;
     cfg.publish_throttle = 0.05;
     let r = run(cfg).await.unwrap();
     assert_eq!(r.lost, 0, "{r}");

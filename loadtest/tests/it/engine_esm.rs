@@ -8,7 +8,16 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use fanout_loadtest::engine::{EsmConfig, EventSourceMapping, Function, Queue};
 use futures::FutureExt;
 
-use crate::{fast_clock, queue};
+use fanout_loadtest::clock::Clock;
+
+use crate::queue;
+
+/// 100 simulated seconds per real second: the 5 s function timeout is 50 ms, the 30 s
+/// visibility timeout 300 ms — short, but far above what a trivial function needs on a
+/// loaded machine.
+fn clock() -> Clock {
+    Clock::new(100.0)
+}
 
 type Rule = dyn Fn(usize, &SqsEvent) -> Result<SqsBatchResponse, String> + Send + Sync;
 
@@ -28,7 +37,7 @@ fn config() -> EsmConfig {
         batch_size: 10,
         batching_window: Duration::ZERO,
         maximum_concurrency: 2,
-        function_timeout: Duration::from_secs(1),
+        function_timeout: Duration::from_secs(5),
         memory_mb: 128,
     }
 }
@@ -52,8 +61,8 @@ fn fail(ids: &[&str]) -> SqsBatchResponse {
 /// Sends `n` messages, runs the mapping with `rule` until the queue is empty, returns
 /// (whole-batch failures, redeliveries, batches seen).
 async fn drive(n: usize, rule: Arc<Rule>, cfg: EsmConfig) -> (u64, u64, Vec<Vec<String>>) {
-    let clock = fast_clock();
-    let (q, _) = queue(clock, Duration::from_secs(6), None);
+    let clock = clock();
+    let (q, _) = queue(clock, Duration::from_secs(30), None);
     for i in 0..n {
         q.send(&format!("m{i}"), 0).unwrap();
     }
@@ -116,9 +125,9 @@ async fn a_handler_error_fails_the_whole_batch() {
 
 #[tokio::test]
 async fn a_panic_or_a_timeout_fails_the_whole_batch() {
-    let clock = fast_clock();
+    let clock = clock();
     for mode in ["panic", "timeout"] {
-        let (q, _) = queue(clock, Duration::from_secs(6), None);
+        let (q, _) = queue(clock, Duration::from_secs(30), None);
         q.send("m", 0).unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
         let f: Function = {
@@ -130,8 +139,8 @@ async fn a_panic_or_a_timeout_fails_the_whole_batch() {
                         panic!("handler bug");
                     }
                     if first {
-                        // 5 ms real is 5 s simulated: past the 1 s timeout.
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        // 200 ms real is 20 s simulated: past the 5 s timeout.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     Ok(SqsBatchResponse::default())
                 }

@@ -15,11 +15,20 @@ cargo fmt --all -- --check
 echo "== lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
-cargo test --workspace --locked
+mkdir -p target
+cargo test --workspace --locked 2>&1 | tee target/test-output.log
 echo "== end to end on a local AWS emulator"
 bash scripts/e2e-emulator.sh
 echo "== infrastructure (CDK) checks, offline"
 case "$(uname -m)" in aarch64) infra_arch=arm64 ;; *) infra_arch=x86_64 ;; esac
-ZIPS="target/lambda-$(uname -m)" ARCH="$infra_arch" bash scripts/infra-check.sh
+ZIPS="target/lambda-$(uname -m)" ARCH="$infra_arch" bash scripts/infra-check.sh 2>&1 | tee target/infra-output.log
 echo "== the CDK template deployed to the emulator, a job through it"
 bash scripts/e2e-deploy.sh
+
+# One closing line for all of it: the Rust tests and the CDK assertion tests (the end-to-end
+# scripts fail the run themselves on any broken expectation).
+read -r passed failed < <(
+  { grep -hE '^test result:' target/test-output.log | awk '{p += $4; f += $6} END {print p + 0, f + 0}'
+    grep -hE '^# (pass|fail) ' target/infra-output.log | awk '$2 == "pass" {p += $3} $2 == "fail" {f += $3} END {print p + 0, f + 0}'
+  } | awk '{p += $1; f += $2} END {print p, f}')
+echo "summary: $passed passed, $failed failed"

@@ -11,6 +11,7 @@
 //! - [`limits`]: the AWS limits, named, with the figures they come from;
 //! - [`batching`]: size-aware packing of recipients into batches and of batches into
 //!   `PublishBatch` requests;
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines;
 //! - [`retry`]: the retry policy and the failure classifier;
 //! - [`edge`]: the dead-letter edge and the error every edge answers with;
 //! - [`env`]: configuration from environment variables, errors naming the variable;
@@ -27,6 +28,7 @@ pub mod ids;
 pub mod invocation;
 pub mod limits;
 pub mod message;
+pub mod metrics;
 pub mod retry;
 
 pub use edge::{DeadLetters, EdgeError, MemoryDeadLetters};

@@ -36,8 +36,31 @@ pub async fn handle<P: Publisher, D: DeadLetters>(
         if let Some(job) = &request.job_id {
             tracing::Span::current().record("job_id", job.as_str());
         }
-        producer.handle(request, Some(deadline)).await.inspect_err(|e| tracing::error!(error = %e, "job failed"))
+        let summary = producer
+            .handle(request, Some(deadline))
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "job failed"))?;
+        println!("{}", metrics_line(&summary));
+        Ok(summary)
     }
     .instrument(span)
     .await
+}
+
+/// The invocation's metrics as one EMF line (stdout goes to CloudWatch Logs).
+pub fn metrics_line(summary: &Summary) -> String {
+    use fanout_common::metrics::{emf_line, now_ms, Unit};
+    emf_line(
+        &[("function", "producer")],
+        &[
+            ("Recipients", summary.recipients as f64, Unit::Count),
+            ("Batches", summary.batches as f64, Unit::Count),
+            ("PublishRequests", summary.publish_requests as f64, Unit::Count),
+            ("RetriedEntries", summary.retried_entries as f64, Unit::Count),
+            ("FailedBatches", summary.failed_batches as f64, Unit::Count),
+            ("DeadLettered", summary.dead_lettered_recipients as f64, Unit::Count),
+            ("JobDuration", summary.duration_ms as f64, Unit::Milliseconds),
+        ],
+        now_ms(),
+    )
 }

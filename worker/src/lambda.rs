@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::deliver::Deliverer;
 use crate::requeue::Requeue;
-use crate::Worker;
+use crate::{InvocationReport, Worker};
 
 /// The build: crate version and git revision.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("FANOUT_GIT_REV"));
@@ -31,5 +31,26 @@ pub async fn handle<D: Deliverer, Q: Requeue, L: DeadLetters>(
         records = event.payload.records.len(),
     );
     let deadline = fanout_common::invocation::deadline_instant(event.context.deadline());
-    Ok(worker.handle(event.payload, deadline).instrument(span).await)
+    let started = std::time::Instant::now();
+    let (response, report) = worker.handle_with_report(event.payload, deadline).instrument(span).await;
+    println!("{}", metrics_line(&report, started.elapsed()));
+    Ok(response)
+}
+
+/// The invocation's metrics as one EMF line (stdout goes to CloudWatch Logs).
+pub fn metrics_line(report: &InvocationReport, duration: std::time::Duration) -> String {
+    use fanout_common::metrics::{emf_line, now_ms, Unit};
+    emf_line(
+        &[("function", "worker")],
+        &[
+            ("Delivered", report.delivered as f64, Unit::Count),
+            ("Retried", report.retried as f64, Unit::Count),
+            ("Continued", report.continued as f64, Unit::Count),
+            ("DeadLettered", report.dead_lettered as f64, Unit::Count),
+            ("Poison", report.poison as f64, Unit::Count),
+            ("FailedMessages", report.failed as f64, Unit::Count),
+            ("BatchDuration", duration.as_secs_f64() * 1000.0, Unit::Milliseconds),
+        ],
+        now_ms(),
+    )
 }

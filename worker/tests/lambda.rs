@@ -36,3 +36,20 @@ async fn a_deadline_in_the_past_is_not_believed() {
     let resp = lambda::handle(&worker, LambdaEvent::new(payload, context)).await.unwrap();
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
 }
+
+#[tokio::test]
+async fn each_invocation_reports_its_metrics_as_one_emf_line() {
+    let path = format!("{}/tests/fixtures/sqs_event_raw_envelope_poison.json", env!("CARGO_MANIFEST_DIR"));
+    let payload: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let worker =
+        Worker::new(NoopDeliverer, MemoryRequeue::default(), MemoryDeadLetters::default(), WorkerConfig::default());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (_, report) = worker.handle_with_report(payload, deadline).await;
+    let line = lambda::metrics_line(&report, Duration::from_millis(12));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "fanout");
+    assert_eq!(
+        (v["Delivered"].as_f64(), v["Poison"].as_f64(), v["BatchDuration"].as_f64()),
+        (Some(3.0), Some(1.0), Some(12.0))
+    );
+}

@@ -1,7 +1,5 @@
 //! The producer's configuration, read once from the environment at init.
 
-use std::time::Duration;
-
 use fanout_common::env::{millis, number_in, required, retry_policy, Vars};
 use fanout_common::FieldError;
 
@@ -37,16 +35,6 @@ impl Settings {
                 retry: retry_policy(vars, base.retry)?,
             },
         })
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            topic_arn: String::new(),
-            dead_letter_queue_url: String::new(),
-            producer: ProducerConfig { deadline_margin: Duration::from_secs(5), ..ProducerConfig::default() },
-        }
     }
 }
 

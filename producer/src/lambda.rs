@@ -1,7 +1,7 @@
 //! The producer as a Lambda function: the invocation payload (any trigger) in, the
 //! summary out. The deadline is the invocation's.
 
-use std::time::SystemTime;
+use std::time::Instant;
 
 use fanout_common::DeadLetters;
 use lambda_runtime::LambdaEvent;
@@ -21,15 +21,15 @@ pub async fn handle<P: Publisher, D: DeadLetters>(
     event: LambdaEvent<Box<RawValue>>,
 ) -> Result<Summary, Error> {
     let cold_start = fanout_common::invocation::cold_start();
+    let deadline = fanout_common::invocation::deadline_instant(event.context.deadline());
     let span = tracing::info_span!(
         "invocation",
         request_id = %event.context.request_id,
         version = VERSION,
         cold_start,
-        remaining_ms = event.context.deadline().duration_since(SystemTime::now()).map_or(0, |d| d.as_millis() as u64),
+        remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
         job_id = tracing::field::Empty,
     );
-    let deadline = fanout_common::invocation::deadline_instant(event.context.deadline());
     async move {
         let request =
             request_from_event(event.payload.get()).inspect_err(|e| tracing::error!(error = %e, "bad request"))?;

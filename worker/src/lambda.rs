@@ -2,7 +2,7 @@
 //! `ReportBatchItemFailures`: the event in, the partial batch response out. The handler
 //! never returns an error (that would shrink the mapping's concurrency).
 
-use std::time::SystemTime;
+use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use fanout_common::DeadLetters;
@@ -22,16 +22,16 @@ pub async fn handle<D: Deliverer, Q: Requeue, L: DeadLetters>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let cold_start = fanout_common::invocation::cold_start();
+    let deadline = fanout_common::invocation::deadline_instant(event.context.deadline());
     let span = tracing::info_span!(
         "invocation",
         request_id = %event.context.request_id,
         version = VERSION,
         cold_start,
-        remaining_ms = event.context.deadline().duration_since(SystemTime::now()).map_or(0, |d| d.as_millis() as u64),
+        remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
         records = event.payload.records.len(),
     );
-    let deadline = fanout_common::invocation::deadline_instant(event.context.deadline());
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let (response, report) = worker.handle_with_report(event.payload, deadline).instrument(span).await;
     println!("{}", metrics_line(&report, started.elapsed()));
     Ok(response)

@@ -4,12 +4,40 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use fanout_common::{DeadCause, DeadLetter, DeadLetterRecord, IdempotencyKey, JobId};
+use fanout_common::{
+    BatchLimits, Channel, DeadCause, DeadLetter, DeadLetterRecord, FanoutRequest, IdempotencyKey, JobId,
+    RecipientSource, SyntheticSource,
+};
 use fanout_worker::decode::decode_body;
 
 use crate::faults::FaultPlan;
 use crate::ledger::Ledger;
 use crate::report::Report;
+
+/// Prefix of the synthetic recipient ids (`r0`, `r1`, …) that [`account`] walks.
+const ID_PREFIX: &str = "r";
+
+/// A load-test job: a fresh job id and the request for `count` synthetic recipients at
+/// `address` — the recipients [`account`] accounts for.
+pub fn loadtest_job(
+    channel: Channel,
+    count: u64,
+    address: String,
+    limits: BatchLimits,
+) -> anyhow::Result<(JobId, FanoutRequest)> {
+    let job_id = JobId::parse(&format!("loadtest-{}", uuid::Uuid::new_v4().simple()))?;
+    let request = FanoutRequest {
+        job_id: Some(job_id.clone()),
+        channel,
+        payload: Some(serde_json::value::RawValue::from_string(
+            r#"{"event":"loadtest","text":"hello from fanout"}"#.into(),
+        )?),
+        recipients: RecipientSource::Synthetic(SyntheticSource { count, address, id_prefix: ID_PREFIX.into() }),
+        limits,
+        resume: None,
+    };
+    Ok((job_id, request))
+}
 
 /// Why one recipient is in the dead-letter queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,13 +87,13 @@ impl DeadLetterIndex {
     }
 }
 
-/// Fills `report`'s recipient counts for the synthetic recipients `r0 … r<n-1>` of `job`.
+/// Fills `report`'s recipient counts for the synthetic recipients of a [`loadtest_job`].
 pub fn account(report: &mut Report, job: &JobId, ledger: &Ledger, plan: &FaultPlan, dead: &DeadLetterIndex) {
     let mut id = String::new();
     report.poison_messages = dead.poison;
     for n in 0..report.recipients {
         id.clear();
-        let _ = write!(id, "r{n}");
+        let _ = write!(id, "{ID_PREFIX}{n}");
         let key = IdempotencyKey::derive(job.as_str(), &id);
         let count = ledger.count(key);
         if plan.is_permanent(key) {

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use fanout_common::{BatchLimits, Channel, FanoutRequest, JobId, RecipientSource, RetryPolicy, SyntheticSource};
+use fanout_common::{BatchLimits, Channel, RetryPolicy};
 use fanout_producer::{Producer, ProducerConfig};
 use fanout_worker::{Channels, Deliverer, WebhookDeliverer, Worker, WorkerConfig};
 use futures::FutureExt;
 
-use crate::accounting::{account, DeadLetterIndex};
+use crate::accounting::{account, loadtest_job, DeadLetterIndex};
 use crate::clock::Clock;
 use crate::engine::{DeadLetterQueue, EsmConfig, EventSourceMapping, Function, Queue, Subscription, Topic};
 use crate::faults::FaultPlan;
@@ -143,21 +143,7 @@ async fn run_with<D: Deliverer + 'static>(
     };
     let esm = EventSourceMapping::start(queue.clone(), function, config.esm, clock).map_err(anyhow::Error::msg)?;
 
-    let job_id = JobId::parse(&format!("loadtest-{}", uuid::Uuid::new_v4().simple()))?;
-    let request = FanoutRequest {
-        job_id: Some(job_id.clone()),
-        channel: config.channel,
-        payload: Some(serde_json::value::RawValue::from_string(
-            r#"{"event":"loadtest","text":"hello from fanout"}"#.into(),
-        )?),
-        recipients: RecipientSource::Synthetic(SyntheticSource {
-            count: config.recipients,
-            address,
-            id_prefix: "r".into(),
-        }),
-        limits: config.batch_limits,
-        resume: None,
-    };
+    let (job_id, request) = loadtest_job(config.channel, config.recipients, address, config.batch_limits)?;
     let producer_timeout = clock.real(config.producer_timeout);
     let producer = tokio::spawn({
         let producer = Producer::new(

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_sqs::types::QueueAttributeName;
-use fanout_common::{BatchLimits, Channel, FanoutRequest, JobId, RecipientSource, SyntheticSource};
+use fanout_common::{BatchLimits, Channel};
 use fanout_producer::Summary;
 
-use crate::accounting::{account, DeadLetterIndex};
+use crate::accounting::{account, loadtest_job, DeadLetterIndex};
 use crate::aws::stack::StackNames;
 use crate::faults::FaultPlan;
 use crate::ledger::Ledger;
@@ -76,19 +76,8 @@ pub async fn run(sdk: &aws_config::SdkConfig, stack: &StackNames, config: &AwsRu
         ),
     };
 
-    let job_id = JobId::parse(&format!("loadtest-{}", uuid::Uuid::new_v4().simple()))?;
-    let mut next = Some(FanoutRequest {
-        job_id: Some(job_id.clone()),
-        channel: Channel::Webhook,
-        payload: Some(serde_json::value::RawValue::from_string(r#"{"event":"loadtest"}"#.into())?),
-        recipients: RecipientSource::Synthetic(SyntheticSource {
-            count: config.recipients,
-            address: sink_url,
-            id_prefix: "r".into(),
-        }),
-        limits: config.batch_limits,
-        resume: None,
-    });
+    let (job_id, request) = loadtest_job(Channel::Webhook, config.recipients, sink_url, config.batch_limits)?;
+    let mut next = Some(request);
     let (mut invocations, mut batches) = (0u64, 0u64);
     while let Some(request) = next.take() {
         invocations += 1;

@@ -35,7 +35,7 @@ pub use edge::{DeadLetters, EdgeError, MemoryDeadLetters};
 pub use error::{Error, FieldError, Result};
 pub use ids::{BatchId, IdempotencyKey, JobId, RecipientId};
 pub use message::{
-    BatchLimits, Channel, Cursor, DeadCause, DeadLetter, DeadLetterRecord, DeadRecipient, FanoutRequest, Recipient,
-    RecipientBatch, RecipientSource, SyntheticSource,
+    BatchLimits, Channel, Cursor, DeadCause, DeadLetter, DeadLetterRecord, DeadRecipient, FanoutRequest, ObjectFormat,
+    ObjectSource, Recipient, RecipientBatch, RecipientSource, RejectedLine, SyntheticSource,
 };
 pub use retry::{FailureClass, RetryPolicy};

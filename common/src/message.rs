@@ -144,6 +144,82 @@ pub enum RecipientSource {
     /// `count` generated recipients `<id_prefix><n>` (n = 0..count), all at `address`;
     /// for load tests.
     Synthetic(SyntheticSource),
+    /// An object in S3 holding one recipient per line (JSON Lines, or CSV with a header
+    /// row), streamed: any size.
+    S3(ObjectSource),
+}
+
+/// Recipients kept in an S3 object, one per line.
+///
+/// JSON Lines: each line is an object whose `id_field` (a string or an integer) and
+/// `address_field` (a string) are the recipient. CSV: the first line names the columns,
+/// `id_field` and `address_field` pick two of them; fields may be quoted (RFC 4180) but a
+/// record may not span lines. Blank lines are skipped. A line that is not a valid
+/// recipient becomes a dead-letter record naming its line number; the job goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSource {
+    /// The bucket.
+    pub bucket: String,
+    /// The object key.
+    pub key: String,
+    /// A version of the object (versioned buckets); the current one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// How the lines are written.
+    pub format: ObjectFormat,
+    /// The field (JSON Lines) or column (CSV) holding the recipient id.
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
+    /// The field or column holding the address.
+    #[serde(default = "default_address_field")]
+    pub address_field: String,
+}
+
+/// The line format of an [`ObjectSource`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+fn default_id_field() -> String {
+    "id".into()
+}
+
+fn default_address_field() -> String {
+    "address".into()
+}
+
+impl ObjectSource {
+    /// The object as an `s3://` URL, for messages and records.
+    pub fn url(&self) -> String {
+        match &self.version_id {
+            Some(v) => format!("s3://{}/{}?versionId={v}", self.bucket, self.key),
+            None => format!("s3://{}/{}", self.bucket, self.key),
+        }
+    }
+
+    fn check(&self) -> std::result::Result<(), FieldError> {
+        if self.bucket.len() < 3 || self.bucket.len() > 63 || self.bucket.contains('/') {
+            return Err(FieldError::new("bucket", format!("{:?} is not a bucket name", self.bucket)));
+        }
+        if self.key.is_empty() || self.key.len() > 1024 {
+            return Err(FieldError::new("key", "must be 1 to 1024 bytes"));
+        }
+        for (name, field) in [("id_field", &self.id_field), ("address_field", &self.address_field)] {
+            if field.is_empty() {
+                return Err(FieldError::new(name, "must not be empty"));
+            }
+        }
+        if self.id_field == self.address_field {
+            return Err(FieldError::new("address_field", "must differ from id_field"));
+        }
+        Ok(())
+    }
 }
 
 /// A generated recipient set, for load tests.
@@ -198,15 +274,28 @@ pub struct FanoutRequest {
     pub resume: Option<Cursor>,
 }
 
-/// A position in a job: how many recipients of the source are already published, and the
-/// sequence number of the next batch. Batch ids stay deterministic across continuations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A position in a job: how much of the source is already published, and the sequence
+/// number of the next batch. Batch ids stay deterministic across continuations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cursor {
-    /// Recipients of the source already published (skipped on resume).
+    /// Where to go on reading: recipients for inline and synthetic sources, bytes for an
+    /// object.
     pub offset: u64,
     /// Sequence number of the next batch.
     pub next_seq: u64,
+    /// Lines of an object read before `offset` (so line numbers in dead-letter records
+    /// count from the start of the object).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub line: u64,
+    /// The object's ETag when the job started: a continuation reads the same object or
+    /// fails, never another object's bytes from the same offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FanoutRequest {
@@ -271,6 +360,7 @@ impl FanoutRequest {
                 }
                 s.recipient(s.count - 1).check(self.channel).map_err(|e| e.under("recipients.synthetic"))?;
             }
+            RecipientSource::S3(o) => o.check().map_err(|e| e.under("recipients.s3"))?,
         }
         Ok(())
     }
@@ -402,6 +492,16 @@ pub enum DeadLetter {
         /// Who, and why.
         recipients: Vec<DeadRecipient>,
     },
+    /// Lines of a recipient object that are not a valid recipient (the job went on
+    /// without them).
+    Rejected {
+        /// The job.
+        job_id: JobId,
+        /// The object, as an `s3://` URL.
+        source: String,
+        /// Which lines, and why.
+        lines: Vec<RejectedLine>,
+    },
     /// A message the worker could not decode (a poison message).
     Poison {
         /// The SQS message id.
@@ -411,6 +511,35 @@ pub enum DeadLetter {
         /// The body, cut to [`POISON_BODY_MAX_BYTES`].
         body: String,
     },
+}
+
+/// One line of a recipient object that is not a valid recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedLine {
+    /// Its line number, from 1 at the start of the object (the CSV header is line 1).
+    pub line: u64,
+    /// What is wrong with it.
+    pub reason: String,
+    /// The line, cut to [`REJECTED_LINE_MAX_BYTES`].
+    pub text: String,
+}
+
+/// How much of a rejected line a dead-letter record keeps.
+pub const REJECTED_LINE_MAX_BYTES: usize = 1024;
+
+impl RejectedLine {
+    /// A rejected line; `text` is cut at a character boundary.
+    pub fn new(line: u64, reason: String, text: &str) -> Self {
+        Self { line, reason, text: cut(text, REJECTED_LINE_MAX_BYTES).into() }
+    }
+}
+
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Most encoded bytes of the recipients in one dead-letter record (the payload, at most
@@ -433,11 +562,13 @@ pub struct DeadLetterRecord {
 impl DeadLetterRecord {
     /// A record of a poison message; the body is cut at a character boundary.
     pub fn poison(message_id: &str, reason: String, body: &str) -> Self {
-        let mut end = body.len().min(POISON_BODY_MAX_BYTES);
-        while !body.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self { v: V1, record: DeadLetter::Poison { message_id: message_id.into(), reason, body: body[..end].into() } }
+        let body = cut(body, POISON_BODY_MAX_BYTES).into();
+        Self { v: V1, record: DeadLetter::Poison { message_id: message_id.into(), reason, body } }
+    }
+
+    /// A record of rejected lines of the object at `source`.
+    pub fn rejected(job_id: &JobId, source: String, lines: Vec<RejectedLine>) -> Self {
+        Self { v: V1, record: DeadLetter::Rejected { job_id: job_id.clone(), source, lines } }
     }
 
     /// Records of `recipients` of one batch, as few as fit: each record's recipients encode to

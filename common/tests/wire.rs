@@ -135,3 +135,28 @@ fn dead_letter_records_are_split_to_stay_inside_an_sqs_message() {
     }
     assert_eq!(total, 3000, "no one left out");
 }
+
+#[test]
+fn an_s3_source_decodes_with_defaults_and_bad_ones_name_the_field() {
+    let r = FanoutRequest::from_json(
+        r#"{"channel":"noop","recipients":{"s3":{"bucket":"people","key":"2026/list.csv","format":"csv"}}}"#,
+    )
+    .unwrap();
+    let fanout_common::RecipientSource::S3(o) = &r.recipients else { panic!() };
+    assert_eq!(
+        (o.id_field.as_str(), o.address_field.as_str(), o.url()),
+        ("id", "address", "s3://people/2026/list.csv".into())
+    );
+    r.validate().unwrap();
+
+    let bad = FanoutRequest::from_json(
+        r#"{"channel":"noop","recipients":{"s3":{"bucket":"people","key":"k","format":"jsonl","id_field":"x","address_field":"x"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(bad.validate().unwrap_err().to_string(), "recipients.s3.address_field: must differ from id_field");
+    let e = FanoutRequest::from_json(
+        r#"{"channel":"noop","recipients":{"s3":{"bucket":"people","key":"k","format":"xml"}}}"#,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("recipients.s3.format"), "{e}");
+}

@@ -55,6 +55,8 @@ pub struct DeadLetterIndex {
     pub by_key: HashMap<u128, Dead>,
     /// Poison messages recorded.
     pub poison: u64,
+    /// Lines of a recipient object recorded as not a recipient.
+    pub rejected_lines: u64,
     /// Messages that were neither a record nor a batch.
     pub unreadable: u64,
 }
@@ -73,6 +75,7 @@ impl DeadLetterIndex {
                         }
                     }
                     DeadLetter::Poison { .. } => out.poison += 1,
+                    DeadLetter::Rejected { lines, .. } => out.rejected_lines += lines.len() as u64,
                 }
             } else if let Ok(batch) = decode_body(body) {
                 for r in &batch.recipients {

@@ -1,6 +1,8 @@
 //! The producer's configuration, read once from the environment at init.
 
-use fanout_common::env::{millis, number_in, required, retry_policy, Vars};
+use std::time::Duration;
+
+use fanout_common::env::{millis, number_in, parsed, required, retry_policy, Vars};
 use fanout_common::FieldError;
 
 use crate::ProducerConfig;
@@ -13,8 +15,13 @@ pub struct Settings {
     /// `FANOUT_DEAD_LETTER_QUEUE_URL`: where unpublishable batches are recorded.
     pub dead_letter_queue_url: String,
     /// `FANOUT_PUBLISH_CONCURRENCY` (1–256, default 16), `FANOUT_DEADLINE_MARGIN_MS`
-    /// (default 5000) and `FANOUT_RETRY_*`.
+    /// (default 5000), `FANOUT_MAX_INVOCATION_MS` (default: the function's timeout) and
+    /// `FANOUT_RETRY_*`.
     pub producer: ProducerConfig,
+    /// `FANOUT_SELF_INVOKE` (default `true`): a job stopped by the deadline goes on in an
+    /// asynchronous invocation of this function; `false` leaves the continuation in the
+    /// summary for the caller (a Step Functions loop, say).
+    pub self_invoke: bool,
 }
 
 impl Settings {
@@ -32,8 +39,13 @@ impl Settings {
                     1..=256,
                 )? as usize,
                 deadline_margin: millis(vars, "FANOUT_DEADLINE_MARGIN_MS", base.deadline_margin)?,
+                max_invocation: match number_in(vars, "FANOUT_MAX_INVOCATION_MS", 0, 0..=900_000)? {
+                    0 => None,
+                    ms => Some(Duration::from_millis(ms)),
+                },
                 retry: retry_policy(vars, base.retry)?,
             },
+            self_invoke: parsed(vars, "FANOUT_SELF_INVOKE", true)?,
         })
     }
 }

@@ -6,8 +6,9 @@
 use fanout_common::aws::{sdk_config, SqsDeadLetters};
 use fanout_common::env::ProcessEnv;
 use fanout_producer::config::Settings;
+use fanout_producer::s3::S3Objects;
 use fanout_producer::sns::SnsPublisher;
-use fanout_producer::{lambda, Producer};
+use fanout_producer::{lambda, LambdaContinuer, Producer};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
 
@@ -20,11 +21,13 @@ async fn main() -> Result<(), Error> {
         SnsPublisher::new(aws_sdk_sns::Client::new(&sdk), settings.topic_arn),
         SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), settings.dead_letter_queue_url),
         settings.producer,
-    );
-    tracing::info!(version = lambda::VERSION, "producer ready");
-    let producer = &producer;
+    )
+    .with_objects(S3Objects::from_sdk(&sdk));
+    let continuer = settings.self_invoke.then(|| LambdaContinuer::new(aws_sdk_lambda::Client::new(&sdk)));
+    tracing::info!(version = lambda::VERSION, self_invoke = settings.self_invoke, "producer ready");
+    let (producer, continuer) = (&producer, continuer.as_ref());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
-        lambda::handle(producer, event).await
+        lambda::handle(producer, continuer, event).await
     }))
     .await
 }

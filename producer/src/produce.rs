@@ -1,5 +1,11 @@
 //! The producer's handler: request → validated → recipient stream → batches →
 //! `PublishBatch` groups with bounded concurrency → a summary.
+//!
+//! The deadline is watched at every batch boundary: when less than the margin is left, the
+//! invocation stops before the batch the last recipient opened and hands on a cursor
+//! (source position and next batch number), so the job goes on where it stopped with the
+//! same batch ids. Rejected lines of an object are written as dead-letter records, those
+//! past the cursor only by the invocation that goes on from it.
 
 use std::time::{Duration, Instant};
 
@@ -7,14 +13,17 @@ use fanout_common::batching::{Batcher, EncodedBatch, PublishGrouper};
 use fanout_common::retry::classify_publish_failure;
 use fanout_common::{
     Cursor, DeadCause, DeadLetterRecord, DeadLetters, DeadRecipient, FailureClass, FanoutRequest, JobId,
-    RecipientBatch, RetryPolicy,
+    RecipientBatch, RecipientSource, RejectedLine, RetryPolicy,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::publish::{PublishEntry, Publisher};
-use crate::source;
+use crate::source::{self, Item, NoObjects, Objects, Position};
 use crate::Error;
+
+/// Rejected lines kept before they are written as one dead-letter record.
+const REJECTED_PER_RECORD: usize = 500;
 
 /// How the producer behaves; read once from the environment by the binary.
 #[derive(Debug, Clone)]
@@ -26,6 +35,9 @@ pub struct ProducerConfig {
     /// Stop starting new batches when less than this is left before the deadline (at most
     /// a third of the invocation's time).
     pub deadline_margin: Duration,
+    /// Stop one invocation after this long even if its deadline is further away (`None`:
+    /// run until the deadline margin). Bounds the work a retried invocation repeats.
+    pub max_invocation: Option<Duration>,
 }
 
 impl Default for ProducerConfig {
@@ -38,6 +50,7 @@ impl Default for ProducerConfig {
                 max_delay: Duration::from_secs(5),
             },
             deadline_margin: Duration::from_secs(5),
+            max_invocation: None,
         }
     }
 }
@@ -47,8 +60,11 @@ impl Default for ProducerConfig {
 pub struct Summary {
     /// The job (generated when the request named none).
     pub job_id: String,
-    /// Recipients read from the source in this invocation.
+    /// Recipients read from the source and published (or dead-lettered) in this invocation.
     pub recipients: u64,
+    /// Lines of an object that were not a valid recipient, written as dead-letter records.
+    #[serde(default)]
+    pub rejected_lines: u64,
     /// Batches built.
     pub batches: u64,
     /// `PublishBatch` requests sent, retries included.
@@ -61,16 +77,21 @@ pub struct Summary {
     pub dead_lettered_recipients: u64,
     /// Wall time of the invocation, in milliseconds.
     pub duration_ms: u64,
-    /// Where the job goes on when the deadline stopped this invocation first: invoke the
-    /// producer again with this request.
+    /// Where the job goes on when the deadline stopped this invocation first: the rest of
+    /// the job as a request with a cursor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuation: Option<FanoutRequest>,
+    /// The function already invoked itself with `continuation` (the caller must not).
+    #[serde(default)]
+    pub continued: bool,
 }
 
-/// The producer: a publisher and a dead-letter target, plus its configuration.
-pub struct Producer<P, D> {
+/// The producer: a publisher, a dead-letter target and an object store, plus its
+/// configuration.
+pub struct Producer<P, D, O = NoObjects> {
     publisher: P,
     dead_letters: D,
+    objects: O,
     config: ProducerConfig,
 }
 
@@ -82,9 +103,16 @@ struct GroupOutcome {
 
 impl<P: Publisher, D: DeadLetters> Producer<P, D> {
     /// A producer publishing through `publisher`, recording unpublishable batches in
-    /// `dead_letters`.
+    /// `dead_letters`; it reads no objects until given a store.
     pub fn new(publisher: P, dead_letters: D, config: ProducerConfig) -> Self {
-        Self { publisher, dead_letters, config }
+        Self { publisher, dead_letters, objects: NoObjects, config }
+    }
+}
+
+impl<P: Publisher, D: DeadLetters, O: Objects> Producer<P, D, O> {
+    /// The same producer reading recipient objects from `objects`.
+    pub fn with_objects<O2: Objects>(self, objects: O2) -> Producer<P, D, O2> {
+        Producer { publisher: self.publisher, dead_letters: self.dead_letters, objects, config: self.config }
     }
 
     /// The publisher, for callers that share it.
@@ -92,34 +120,87 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
         &self.publisher
     }
 
+    /// The dead-letter target.
+    pub fn dead_letters(&self) -> &D {
+        &self.dead_letters
+    }
+
     /// Runs one invocation of `request`. `deadline` is when the invocation will be killed
     /// (`None`: never); past `deadline - margin` no new batch is started and the summary
-    /// carries a continuation.
+    /// carries a continuation. A source that cannot be opened fails the invocation before
+    /// anything is published.
     pub async fn handle(&self, request: FanoutRequest, deadline: Option<Instant>) -> Result<Summary, Error> {
         let started = Instant::now();
         request.validate()?;
         let job_id = request.job_id.clone().unwrap_or_else(JobId::generate);
-        let resume = request.resume.unwrap_or(Cursor { offset: 0, next_seq: 0 });
+        let resume = request.resume.clone().unwrap_or_default();
         let mut summary = Summary { job_id: job_id.to_string(), ..Summary::default() };
-        tracing::info!(job_id = %job_id, channel = %request.channel, offset = resume.offset, "job started");
+        tracing::info!(job_id = %job_id, channel = %request.channel, offset = resume.offset, next_seq = resume.next_seq, "job started");
+        let opened = source::open(&self.objects, &request, &resume).await?;
+        let mut items = opened.items;
 
-        let mut batcher =
-            Batcher::new(job_id.clone(), 1, request.channel, request.payload_json(), request.limits, resume.next_seq);
-        let mut grouper = PublishGrouper::default();
-        let mut recipients = source::recipients(&request.recipients, resume.offset);
-        let mut inflight = FuturesUnordered::new();
-        let mut dead = Vec::new();
-        let mut stopped_at: Option<u64> = None;
-        let concurrency = self.config.publish_concurrency.max(1);
+        let deadline = match (deadline, self.config.max_invocation) {
+            (Some(d), Some(max)) => Some(d.min(started + max)),
+            (d, max) => d.or(max.map(|m| started + m)),
+        };
         // At most a third of the invocation goes to the margin (Lambda's default timeout
         // is 3 s).
         let margin = deadline.map_or(self.config.deadline_margin, |d| {
             self.config.deadline_margin.min(d.saturating_duration_since(started) / 3)
         });
+        let late = || deadline.is_some_and(|d| Instant::now() + margin >= d);
 
-        while let Some(r) = recipients.next().await {
+        let mut batcher =
+            Batcher::new(job_id.clone(), 1, request.channel, request.payload_json(), request.limits, resume.next_seq);
+        let mut grouper = PublishGrouper::default();
+        let mut inflight = FuturesUnordered::new();
+        let mut dead = Vec::new();
+        let concurrency = self.config.publish_concurrency.max(1);
+        let mut rejected: Vec<RejectedLine> = Vec::new();
+        // `pos`: after the last item read; `first_pending`: before the first recipient of
+        // the batch being filled (where a continuation must start to rebuild it).
+        let mut pos = Position { offset: resume.offset, line: resume.line };
+        let mut first_pending = pos;
+        let mut stopped_at: Option<Position> = None;
+        let mut read_error = None;
+
+        loop {
+            let read = match items.next().await {
+                None => break,
+                Some(Ok(read)) => read,
+                Some(Err(e)) => {
+                    read_error = Some(e);
+                    break;
+                }
+            };
+            let before = std::mem::replace(&mut pos, read.end);
+            let r = match read.item {
+                Item::Recipient(r) => r,
+                Item::Rejected(line) => {
+                    tracing::warn!(line = line.line, reason = %line.reason, "line rejected");
+                    rejected.push(line);
+                    if rejected.len() >= REJECTED_PER_RECORD {
+                        // Only lines no continuation will read again.
+                        let safe = if batcher.pending() == 0 { pos.line } else { first_pending.line };
+                        let n = rejected.partition_point(|l| l.line <= safe);
+                        let lines: Vec<_> = rejected.drain(..n).collect();
+                        self.reject(&job_id, &request, &mut summary, lines).await?;
+                    }
+                    if late() {
+                        // Lines without recipients can run a long way: stop after this
+                        // one, with the recipients read so far in a short batch.
+                        stopped_at = Some(pos);
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let opens_batch = batcher.pending() == 0;
             let full = batcher.push(&r).map_err(|e| Error::Internal(e.to_string()))?;
             summary.recipients += 1;
+            if opens_batch || full.is_some() {
+                first_pending = before;
+            }
             let Some(full) = full else { continue };
             summary.batches += 1;
             if let Some(group) = grouper.push(full) {
@@ -130,14 +211,25 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
                 }
                 inflight.push(self.publish_group(group));
             }
-            if deadline.is_some_and(|d| Instant::now() + margin >= d) {
+            if late() {
                 // Stop at a batch boundary: the recipient just pushed opened the next batch.
-                stopped_at = Some(resume.offset + summary.recipients - batcher.pending() as u64);
+                stopped_at = Some(first_pending);
                 summary.recipients -= batcher.pending() as u64;
                 break;
             }
         }
-        if stopped_at.is_none() {
+        if let Some(e) = read_error {
+            // Go on from the last whole batch, if this invocation got anywhere; otherwise
+            // the source is unreadable and the invocation fails.
+            if summary.batches == 0 {
+                return Err(e.into());
+            }
+            tracing::warn!(error = %e, "reading the source failed; the job goes on from the last whole batch");
+            stopped_at = Some(first_pending);
+            summary.recipients -= batcher.pending() as u64;
+        }
+        let stopped_mid_batch = matches!(stopped_at, Some(at) if at != first_pending);
+        if stopped_at.is_none() || stopped_mid_batch {
             if let Some(last) = batcher.flush() {
                 summary.batches += 1;
                 if let Some(group) = grouper.push(last) {
@@ -152,16 +244,42 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
             absorb(&mut summary, &mut dead, done);
         }
         self.dead_letter(&job_id, &mut summary, dead).await?;
+        if let Some(at) = stopped_at {
+            // Lines past the cursor are read again by the continuation.
+            rejected.retain(|l| l.line <= at.line);
+        }
+        self.reject(&job_id, &request, &mut summary, rejected).await?;
 
-        if let Some(offset) = stopped_at {
-            let mut next = request;
-            next.job_id = Some(job_id);
-            next.resume = Some(Cursor { offset, next_seq: batcher.next_seq() });
-            summary.continuation = Some(next);
+        if let Some(at) = stopped_at {
+            summary.continuation = Some(continuation(request, job_id, at, batcher.next_seq(), opened.etag));
         }
         summary.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(?summary, "invocation finished");
         Ok(summary)
+    }
+
+    /// Writes rejected lines of the job's object as one dead-letter record.
+    async fn reject(
+        &self,
+        job: &JobId,
+        request: &FanoutRequest,
+        summary: &mut Summary,
+        lines: Vec<RejectedLine>,
+    ) -> Result<(), Error> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let source = match &request.recipients {
+            RecipientSource::S3(o) => o.url(),
+            _ => "request".into(),
+        };
+        let count = lines.len() as u64;
+        self.dead_letters
+            .write(DeadLetterRecord::rejected(job, source, lines))
+            .await
+            .map_err(|e| Error::DeadLetter(format!("rejected lines: {e}")))?;
+        summary.rejected_lines += count;
+        Ok(())
     }
 
     /// Publishes one group, retrying failed entries by the policy.
@@ -244,6 +362,25 @@ impl<P: Publisher, D: DeadLetters> Producer<P, D> {
         }
         Ok(())
     }
+}
+
+/// The rest of the job from `at`. An inline list is cut to the recipients not yet read,
+/// so the request shrinks as the job goes on.
+fn continuation(
+    mut next: FanoutRequest,
+    job_id: JobId,
+    at: Position,
+    next_seq: u64,
+    etag: Option<String>,
+) -> FanoutRequest {
+    let Position { mut offset, mut line } = at;
+    if let RecipientSource::Inline(list) = &mut next.recipients {
+        list.drain(..usize::try_from(offset).unwrap_or(usize::MAX).min(list.len()));
+        (offset, line) = (0, 0);
+    }
+    next.job_id = Some(job_id);
+    next.resume = Some(Cursor { offset, next_seq, line, etag });
+    next
 }
 
 fn absorb(summary: &mut Summary, dead: &mut Vec<(EncodedBatch, String)>, done: GroupOutcome) {

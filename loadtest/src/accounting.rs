@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use fanout_common::{
-    BatchLimits, Channel, DeadCause, DeadLetter, DeadLetterRecord, FanoutRequest, IdempotencyKey, JobId,
+    BatchLimits, Channel, DeadCause, DeadLetter, DeadLetterRecord, FanoutRequest, IdempotencyKey, JobId, ObjectSource,
     RecipientSource, SyntheticSource,
 };
 use fanout_worker::decode::decode_body;
@@ -13,17 +13,20 @@ use fanout_worker::decode::decode_body;
 use crate::faults::FaultPlan;
 use crate::ledger::Ledger;
 use crate::report::Report;
+use crate::tally::Tally;
 
 /// Prefix of the synthetic recipient ids (`r0`, `r1`, …) that [`account`] walks.
-const ID_PREFIX: &str = "r";
+pub const ID_PREFIX: &str = "r";
 
-/// A load-test job: a fresh job id and the request for `count` synthetic recipients at
-/// `address` — the recipients [`account`] accounts for.
+/// A load-test job: a fresh job id and the request for `count` recipients at `address` —
+/// the recipients [`account`] accounts for — generated, or read from `object` (written
+/// with the same ids by [`crate::objects::ObjectSpec`]).
 pub fn loadtest_job(
     channel: Channel,
     count: u64,
     address: String,
     limits: BatchLimits,
+    object: Option<ObjectSource>,
 ) -> anyhow::Result<(JobId, FanoutRequest)> {
     let job_id = JobId::parse(&format!("loadtest-{}", uuid::Uuid::new_v4().simple()))?;
     let request = FanoutRequest {
@@ -32,7 +35,10 @@ pub fn loadtest_job(
         payload: Some(serde_json::value::RawValue::from_string(
             r#"{"event":"loadtest","text":"hello from fanout"}"#.into(),
         )?),
-        recipients: RecipientSource::Synthetic(SyntheticSource { count, address, id_prefix: ID_PREFIX.into() }),
+        recipients: match object {
+            Some(o) => RecipientSource::S3(o),
+            None => RecipientSource::Synthetic(SyntheticSource { count, address, id_prefix: ID_PREFIX.into() }),
+        },
         limits,
         resume: None,
     };
@@ -94,6 +100,7 @@ impl DeadLetterIndex {
 pub fn account(report: &mut Report, job: &JobId, ledger: &Ledger, plan: &FaultPlan, dead: &DeadLetterIndex) {
     let mut id = String::new();
     report.poison_messages = dead.poison;
+    report.rejected_lines = dead.rejected_lines;
     for n in 0..report.recipients {
         id.clear();
         let _ = write!(id, "{ID_PREFIX}{n}");
@@ -105,18 +112,46 @@ pub fn account(report: &mut Report, job: &JobId, ledger: &Ledger, plan: &FaultPl
         if count > 0 {
             report.delivered += 1;
             report.duplicates += u64::from(count - 1);
-        } else if let Some(cause) = dead.by_key.get(&key.0) {
-            report.dead_lettered += 1;
-            let c = &mut report.dead_letter_causes;
-            match cause {
-                Dead::Cause(DeadCause::Permanent) => c.permanent += 1,
-                Dead::Cause(DeadCause::Exhausted) => c.exhausted += 1,
-                Dead::Cause(DeadCause::Unpublished) => c.unpublished += 1,
-                Dead::Cause(DeadCause::Invalid) => c.invalid += 1,
-                Dead::Redriven => c.max_receive_count += 1,
-            }
         } else {
-            report.lost += 1;
+            dead_or_lost(report, dead.by_key.get(&key.0));
         }
+    }
+}
+
+/// Fills `report`'s recipient counts for a producer-only run: published (the tally saw it
+/// reach the topic), dead-lettered, or lost.
+pub fn account_published(report: &mut Report, job: &JobId, tally: &Tally, dead: &DeadLetterIndex) {
+    let mut id = String::new();
+    report.poison_messages = dead.poison;
+    report.rejected_lines = dead.rejected_lines;
+    report.duplicates = tally.duplicates();
+    if tally.foreign() > 0 {
+        tracing::error!(foreign = tally.foreign(), "recipients published that are not of this job");
+    }
+    for n in 0..report.recipients {
+        if tally.seen(n) {
+            report.delivered += 1;
+            continue;
+        }
+        id.clear();
+        let _ = write!(id, "{ID_PREFIX}{n}");
+        let key = IdempotencyKey::derive(job.as_str(), &id);
+        dead_or_lost(report, dead.by_key.get(&key.0));
+    }
+}
+
+fn dead_or_lost(report: &mut Report, dead: Option<&Dead>) {
+    let Some(cause) = dead else {
+        report.lost += 1;
+        return;
+    };
+    report.dead_lettered += 1;
+    let c = &mut report.dead_letter_causes;
+    match cause {
+        Dead::Cause(DeadCause::Permanent) => c.permanent += 1,
+        Dead::Cause(DeadCause::Exhausted) => c.exhausted += 1,
+        Dead::Cause(DeadCause::Unpublished) => c.unpublished += 1,
+        Dead::Cause(DeadCause::Invalid) => c.invalid += 1,
+        Dead::Redriven => c.max_receive_count += 1,
     }
 }

@@ -14,6 +14,8 @@ pub mod prices {
     /// SQS standard: per million requests; each 64 KiB chunk of a payload is one request.
     /// SNS deliveries into SQS cost nothing on the SNS side but are SQS requests.
     pub const SQS_PER_MILLION: f64 = 0.40;
+    /// S3 Standard: per thousand GET requests.
+    pub const S3_GET_PER_THOUSAND: f64 = 0.000_4;
     /// Lambda: per million invocations.
     pub const LAMBDA_REQUESTS_PER_MILLION: f64 = 0.20;
     /// Lambda on arm64: per GB-second.
@@ -37,6 +39,10 @@ pub struct Requests {
     pub sqs_change_visibility: u64,
     /// Producer invocations (continuations included).
     pub lambda_producer_invocations: u64,
+    /// S3 `GetObject` requests of the producer (one per invocation reading an object, two
+    /// for a CSV continuation: it reads the header again).
+    #[serde(default)]
+    pub s3_get: u64,
     /// Worker invocations.
     pub lambda_worker_invocations: u64,
 }
@@ -81,6 +87,9 @@ pub struct Cost {
     pub sqs_usd: f64,
     /// Lambda requests and compute.
     pub lambda_usd: f64,
+    /// S3 reads of the recipient object.
+    #[serde(default)]
+    pub s3_usd: f64,
     /// All of it.
     pub total_usd: f64,
     /// Per million recipients.
@@ -90,8 +99,15 @@ pub struct Cost {
 /// The report of one run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
-    /// The runtime (`embedded`).
+    /// The runtime (`embedded`, `aws`).
     pub target: String,
+    /// `pipeline` (producer to receivers) or `producer` (the producer alone: recipients
+    /// published, checked at the topic).
+    #[serde(default)]
+    pub mode: String,
+    /// Where the recipients came from: `synthetic`, or the object's `s3://` URL.
+    #[serde(default)]
+    pub source: String,
     /// The channel.
     pub channel: String,
     /// The job.
@@ -114,12 +130,19 @@ pub struct Report {
     pub dead_letter_causes: DeadLetterCauses,
     /// Poison messages dead-lettered.
     pub poison_messages: u64,
+    /// Lines of the recipient object dead-lettered as not a recipient.
+    #[serde(default)]
+    pub rejected_lines: u64,
     /// Recipients re-enqueued for another attempt (each counts once per retry).
     pub retries: u64,
     /// Attempts the receiver refused.
     pub refused_attempts: u64,
     /// Batches the producer published.
     pub batches: u64,
+    /// The producer went on by invoking itself (the `aws` target sees only the first
+    /// invocation's summary then).
+    #[serde(default)]
+    pub producer_self_invoked: bool,
     /// Delivered recipients per second of wall time.
     pub recipients_per_sec: f64,
     /// First-delivery latency from job start.
@@ -145,7 +168,8 @@ impl Report {
         let sqs = sqs_chunks as f64 / m * prices::SQS_PER_MILLION;
         let lambda = invocations as f64 / m * prices::LAMBDA_REQUESTS_PER_MILLION
             + gb_seconds * prices::LAMBDA_ARM64_PER_GB_SECOND;
-        let total = sns + sqs + lambda;
+        let s3 = self.requests.s3_get as f64 / 1000.0 * prices::S3_GET_PER_THOUSAND;
+        let total = sns + sqs + lambda + s3;
         self.cost = Cost {
             sns_billed_requests: sns_chunks,
             sqs_billed_requests: sqs_chunks,
@@ -153,6 +177,7 @@ impl Report {
             sns_usd: sns,
             sqs_usd: sqs,
             lambda_usd: lambda,
+            s3_usd: s3,
             total_usd: total,
             usd_per_million_recipients: if self.recipients > 0 { total / self.recipients as f64 * m } else { 0.0 },
         };
@@ -165,7 +190,12 @@ impl fmt::Display for Report {
         let r = &self.requests;
         let d = &self.dead_letter_causes;
         let c = &self.cost;
-        writeln!(f, "fanout load test — {} target, {} channel, job {}", self.target, self.channel, self.job_id)?;
+        writeln!(
+            f,
+            "fanout load test — {} target, {} mode, {} channel, job {}",
+            self.target, self.mode, self.channel, self.job_id
+        )?;
+        writeln!(f, "  source          {}", self.source)?;
         writeln!(f, "  recipients      {:>12}", self.recipients)?;
         writeln!(f, "  delivered       {:>12}", self.delivered)?;
         writeln!(
@@ -183,8 +213,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  retries         {:>12}   (refused attempts {}, poison messages {})",
-            self.retries, self.refused_attempts, self.poison_messages
+            "  retries         {:>12}   (refused attempts {}, poison messages {}, rejected lines {})",
+            self.retries, self.refused_attempts, self.poison_messages, self.rejected_lines
         )?;
         writeln!(
             f,
@@ -194,14 +224,15 @@ impl fmt::Display for Report {
         writeln!(f, "  latency (ms)    p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}", l.p50, l.p90, l.p99, l.max)?;
         writeln!(
             f,
-            "  requests        SNS publish {}; SQS send {}, SNS deliveries {}, receive {}, delete {}, visibility {}; Lambda producer {}, worker {}",
+            "  requests        SNS publish {}; SQS send {}, SNS deliveries {}, receive {}, delete {}, visibility {}; Lambda producer {}, worker {}; S3 GET {}",
             r.sns_publish, r.sqs_send, r.sqs_sns_deliveries, r.sqs_receive, r.sqs_delete, r.sqs_change_visibility,
-            r.lambda_producer_invocations, r.lambda_worker_invocations
+            r.lambda_producer_invocations, r.lambda_worker_invocations, r.s3_get
         )?;
         writeln!(
             f,
-            "  AWS cost        ${:.4} (SNS ${:.4}, SQS ${:.4}, Lambda ${:.4} for {:.1} GB-s) = ${:.4} per million recipients",
-            c.total_usd, c.sns_usd, c.sqs_usd, c.lambda_usd, c.lambda_gb_seconds, c.usd_per_million_recipients
+            "  AWS cost        ${:.4} (SNS ${:.4} for {} chunks, SQS ${:.4}, Lambda ${:.4} for {:.1} GB-s, S3 ${:.6}) = ${:.4} per million recipients",
+            c.total_usd, c.sns_usd, c.sns_billed_requests, c.sqs_usd, c.lambda_usd, c.lambda_gb_seconds, c.s3_usd,
+            c.usd_per_million_recipients
         )?;
         write!(f, "  peak memory     {:>12.1} MiB", self.peak_rss_bytes as f64 / (1024.0 * 1024.0))
     }

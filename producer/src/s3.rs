@@ -20,12 +20,17 @@ impl S3Objects {
         Self { client }
     }
 
-    /// A client from the shared SDK configuration; path-style addressing when an endpoint
-    /// is set (local emulators serve no per-bucket host names).
+    /// Reads through a client from the shared SDK configuration ([`client`]).
     pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
-        let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
-        Self::new(aws_sdk_s3::Client::from_conf(config))
+        Self::new(client(sdk))
     }
+}
+
+/// An S3 client from the shared SDK configuration; path-style addressing when an endpoint
+/// is set (local emulators serve no per-bucket host names).
+pub fn client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 impl Objects for S3Objects {

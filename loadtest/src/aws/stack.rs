@@ -1,7 +1,7 @@
 //! Creating a stack in a local emulator with the SDK, for the end-to-end tests: DLQ, queue
 //! with its redrive policy, topic, raw-delivery subscription, the two functions from the
-//! `cargo lambda` zips, and the worker's event source mapping with
-//! `ReportBatchItemFailures`. (On AWS the stack comes from `infra/`.)
+//! `cargo lambda` zips, the worker's event source mapping with `ReportBatchItemFailures`,
+//! and a bucket for recipient objects. (On AWS the stack comes from `infra/`.)
 
 use std::path::PathBuf;
 
@@ -48,6 +48,10 @@ pub struct Provision {
     pub event_source_mapping: bool,
     /// Extra environment for both functions (retry policy overrides …).
     pub env: Vec<(String, String)>,
+    /// Extra environment for the producer only.
+    pub producer_env: Vec<(String, String)>,
+    /// Create this bucket for recipient objects.
+    pub bucket: Option<String>,
 }
 
 /// Creates the stack and returns its names.
@@ -97,8 +101,17 @@ pub async fn provision(sdk: &aws_config::SdkConfig, p: &Provision) -> anyhow::Re
     ];
     common.extend(p.env.iter().cloned());
     let producer_function = format!("{}-producer", p.name);
+    if let Some(bucket) = &p.bucket {
+        fanout_producer::s3::client(sdk)
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .with_context(|| format!("s3 CreateBucket {bucket}"))?;
+    }
     let mut env = common.clone();
     env.push(("FANOUT_TOPIC_ARN".into(), topic_arn.clone()));
+    env.extend(p.producer_env.iter().cloned());
     create_function(&lambda, &producer_function, &p.zips.join("producer/bootstrap.zip"), env, 900).await?;
     let worker_function = format!("{}-worker", p.name);
     let mut env = common;

@@ -1,10 +1,12 @@
 //! Whole runs on the embedded engine: every recipient delivered or dead-lettered.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use fanout_common::{Channel, RetryPolicy};
+use fanout_common::{BatchLimits, Channel, ObjectFormat, RetryPolicy};
 use fanout_loadtest::engine::EsmConfig;
 use fanout_loadtest::faults::FaultPlan;
+use fanout_loadtest::objects::ObjectRun;
 use fanout_loadtest::{run, RunConfig};
 
 fn config(recipients: u64, channel: Channel) -> RunConfig {
@@ -114,4 +116,42 @@ async fn the_report_counts_requests_and_prices_them() {
     for key in ["p50", "p90", "p99", "max"] {
         assert!(json["latency_ms"].get(key).is_some());
     }
+}
+
+fn object(format: ObjectFormat, malformed: u64) -> Option<ObjectRun> {
+    Some(ObjectRun { format, malformed, dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("loadtest-objects") })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_job_split_over_many_producer_invocations_delivers_everyone_exactly_once() {
+    let mut cfg = config(30_000, Channel::Noop);
+    cfg.object = object(ObjectFormat::Jsonl, 25);
+    cfg.batch_limits = BatchLimits { max_recipients: 100, ..BatchLimits::default() };
+    // 6 s simulated is 30 ms real: the producer stops after a few batches each time.
+    cfg.producer_timeout = Duration::from_secs(6);
+    let r = run(cfg).await.unwrap();
+    assert_eq!((r.delivered, r.lost, r.duplicates, r.dead_lettered), (30_000, 0, 0, 0), "{r}");
+    assert_eq!(r.rejected_lines, 25, "{r}");
+    assert!(r.requests.lambda_producer_invocations > 3, "{r}");
+    assert_eq!(r.requests.s3_get, r.requests.lambda_producer_invocations);
+    assert!(r.source.starts_with("s3://fanout-loadtest/loadtest/") && r.source.ends_with(".jsonl"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_alone_publishes_every_recipient_of_a_csv_object_once() {
+    let mut cfg = config(20_000, Channel::Noop);
+    cfg.object = object(ObjectFormat::Csv, 10);
+    cfg.producer_only = true;
+    cfg.batch_limits = BatchLimits { max_recipients: 100, ..BatchLimits::default() };
+    cfg.producer_timeout = Duration::from_secs(6);
+    let r = run(cfg).await.unwrap();
+    assert_eq!(r.mode, "producer");
+    assert_eq!((r.delivered, r.lost, r.duplicates, r.rejected_lines), (20_000, 0, 0, 10), "{r}");
+    // 200 full batches, and a short one wherever an invocation's time ran out on a
+    // rejected line.
+    assert!(r.batches >= 200, "{r}");
+    let n = r.requests.lambda_producer_invocations;
+    assert!(n > 1, "{r}");
+    assert_eq!(r.requests.s3_get, 2 * n - 1, "a CSV continuation reads its header again");
+    assert!(r.cost.sns_billed_requests >= r.requests.sns_publish && r.cost.total_usd > 0.0, "{r}");
 }

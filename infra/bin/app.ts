@@ -6,6 +6,8 @@
 //   maxBatchingWindowSeconds, maxConcurrency, maxReceiveCount, scheduleExpression,
 //   scheduleEnabled (true|false), scheduledRequest (JSON FanoutRequest)
 //   environment          JSON object of extra function environment (e.g. AWS_ENDPOINT_URL)
+//   recipientBuckets     comma-separated buckets (or bucket/prefix) the producer may read
+//                        recipient objects from
 //   synthesizer          "emulator": no bootstrap stack; assets in bucket fanout-assets-<account>
 import * as path from 'node:path';
 
@@ -45,6 +47,7 @@ const settings: FanoutSettings = {
   scheduleEnabled: String(ctx('scheduleEnabled') ?? base.scheduleEnabled) === 'true',
   scheduledRequest: ctx('scheduledRequest') ? JSON.parse(String(ctx('scheduledRequest'))) : base.scheduledRequest,
   environment: parseEnvironment(ctx('environment')),
+  recipientBuckets: (ctx('recipientBuckets') ?? '').split(',').map((b) => b.trim()).filter((b) => b.length > 0),
 };
 
 function logRetention(days: number): logs.RetentionDays {

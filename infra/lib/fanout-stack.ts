@@ -10,6 +10,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -50,6 +51,11 @@ export interface FanoutSettings {
   readonly applicationEventDetailType: string;
   /** Extra environment of both functions (retry policy overrides, concurrency …). */
   readonly environment: Record<string, string>;
+  /**
+   * Where recipient objects may be read from: bucket names, or `bucket/prefix` to allow
+   * only keys under a prefix. Empty: the producer reads no objects.
+   */
+  readonly recipientBuckets: string[];
 }
 
 /** The defaults: arm64, 30 s worker timeout, batch of 10, 20 concurrent workers. */
@@ -78,6 +84,7 @@ export function defaultSettings(zipsDir: string): FanoutSettings {
     applicationEventSource: 'com.example.notifications',
     applicationEventDetailType: 'FanoutRequested',
     environment: {},
+    recipientBuckets: [],
   };
 }
 
@@ -161,6 +168,52 @@ export class FanoutStack extends Stack {
     this.deadLetterQueue.grantSendMessages(this.producer);
     this.queue.grantSendMessages(this.worker);
     this.deadLetterQueue.grantSendMessages(this.worker);
+
+    // A job longer than one invocation goes on in an asynchronous invocation of the producer
+    // itself (through an alias or version too: hence the qualified ARNs). A separate policy,
+    // not the role's default one: the function depends on that, and this refers to the
+    // function. An asynchronous invocation that still fails after Lambda's two retries (a
+    // trigger's or a continuation's) lands in the dead-letter queue with its request.
+    const producerRole = this.producer.role as iam.Role;
+    const continues = new iam.Policy(this, 'ProducerContinuesItself', {
+      roles: [producerRole],
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['lambda:InvokeFunction'],
+          resources: [this.producer.functionArn, `${this.producer.functionArn}:*`],
+        }),
+      ],
+    });
+    Validations.of(continues).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(this.producer.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
+      reason: 'The producer continues a job through the same alias or version it was invoked by.',
+    });
+    this.producer.configureAsyncInvoke({ retryAttempts: 2, onFailure: new SqsDestination(this.deadLetterQueue) });
+
+    // Recipient objects: read (and list, so a missing key is a 404, not a 403) only where allowed.
+    if (s.recipientBuckets.length > 0) {
+      const reads = new iam.Policy(this, 'ProducerReadsRecipients', { roles: [producerRole] });
+      for (const entry of s.recipientBuckets) {
+        const [bucket, ...rest] = entry.split('/');
+        const prefix = rest.join('/');
+        if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+          throw new Error(`recipientBuckets: ${JSON.stringify(entry)} does not start with a bucket name`);
+        }
+        const bucketArn = Stack.of(this).formatArn({ service: 's3', region: '', account: '', resource: bucket });
+        reads.addStatements(
+          new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [`${bucketArn}/${prefix}*`] }),
+          new iam.PolicyStatement({
+            actions: ['s3:ListBucket'],
+            resources: [bucketArn],
+            ...(prefix ? { conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } } } : {}),
+          }),
+        );
+        Validations.of(reads).acknowledge({
+          id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${bucket}/${prefix}*]`,
+          reason: 'Recipient objects are named per job; the producer may read any of them in this bucket or prefix.',
+        });
+      }
+    }
     this.worker.addEventSource(
       new SqsEventSource(this.queue, {
         batchSize: s.batchSize,

@@ -154,6 +154,36 @@ test('least privilege: the producer publishes to the topic, the worker sends to 
   }
 });
 
+test('the producer may invoke itself (continuations) and failed async invocations go to the DLQ', () => {
+  const invoke = statements('ProducerContinuesItself');
+  assert.equal(invoke.length, 1);
+  assert.deepEqual(actions(invoke[0]), ['lambda:InvokeFunction']);
+  const producerId = Object.keys(t.findResources('AWS::Lambda::Function')).find((id) => id.startsWith('Producer'));
+  assert.deepEqual(invoke[0].Resource, [
+    { 'Fn::GetAtt': [producerId, 'Arn'] },
+    { 'Fn::Join': ['', [{ 'Fn::GetAtt': [producerId, 'Arn'] }, ':*']] },
+  ]);
+  t.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+    FunctionName: { Ref: producerId },
+    MaximumRetryAttempts: 2,
+    DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('DeadLetterQueue'), 'Arn'] } } },
+  });
+});
+
+test('recipient objects are readable only in the buckets (or prefixes) named', () => {
+  assert.equal(Object.keys(t.findResources('AWS::IAM::Policy')).filter((id) => id.startsWith('ProducerReadsRecipients')).length, 0);
+  const withBuckets = synth({ recipientBuckets: ['people', 'shared/fanout/lists'] });
+  const policies = withBuckets.findResources('AWS::IAM::Policy');
+  const reads = Object.entries(policies).find(([id]) => id.startsWith('ProducerReadsRecipients'));
+  assert.ok(reads);
+  const doc = JSON.stringify(reads[1].Properties.PolicyDocument.Statement);
+  assert.ok(doc.includes(':s3:::people/*'), doc);
+  assert.ok(doc.includes(':s3:::shared/fanout/lists*'), doc);
+  assert.ok(doc.includes('"s3:prefix":["fanout/lists*"]'), doc);
+  assert.ok(!doc.includes('s3:PutObject') && !doc.includes('s3:*'), doc);
+  assert.throws(() => synth({ recipientBuckets: ['/no-bucket'] }), /does not start with a bucket name/);
+});
+
 test('alarms watch the DLQ depth, the oldest message and worker errors', () => {
   t.hasResourceProperties('AWS::CloudWatch::Alarm', {
     MetricName: 'ApproximateNumberOfMessagesVisible',

@@ -177,7 +177,7 @@ impl<P: Publisher, D: DeadLetters, O: Objects> Producer<P, D, O> {
             let r = match read.item {
                 Item::Recipient(r) => r,
                 Item::Rejected(line) => {
-                    tracing::warn!(line = line.line, reason = %line.reason, "line rejected");
+                    tracing::debug!(line = line.line, reason = %line.reason, "line rejected");
                     rejected.push(line);
                     if rejected.len() >= REJECTED_PER_RECORD {
                         // Only lines no continuation will read again.

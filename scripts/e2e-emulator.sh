@@ -5,9 +5,13 @@
 #      source mapping with ReportBatchItemFailures;
 #   2. the same job with the worker in consumer mode instead of the event source mapping;
 #   3. both binaries under `cargo lambda watch`, invoked with the fixture events (the three
-#      producer triggers; an SQS event with raw, SNS-envelope and poison records).
-# Each run is a 10,000-recipient webhook job with transient and permanent faults injected at
-# the sink; the run must lose no one and dead-letter exactly the permanent failures.
+#      producer triggers; an SQS event with raw, SNS-envelope and poison records);
+#   4. recipients read from an S3 object with malformed lines, the producer limited to 100 ms
+#      per invocation so the job goes on by its own asynchronous self-invocation many times:
+#      every recipient delivered exactly once, every malformed line dead-lettered;
+#   5. the producer alone on 1,000,000 recipients from S3 (its figures and peak memory).
+# Runs 1 and 2 are 10,000-recipient webhook jobs with transient and permanent faults injected
+# at the sink; they must lose no one and dead-letter exactly the permanent failures.
 # The emulator listens on 127.0.0.1 on a free port and is stopped by its process id.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +36,7 @@ loadtest=target/debug/fanout-loadtest
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=target/ministack-$port.log
 echo "== ministack on 127.0.0.1:$port (log $log)"
-BIND_HOST=127.0.0.1 GATEWAY_PORT=$port SERVICES=sns,sqs,lambda,iam,sts,logs \
+BIND_HOST=127.0.0.1 GATEWAY_PORT=$port SERVICES=sns,sqs,lambda,iam,sts,logs,s3 \
   ministack > "$log" 2>&1 &
 ministack_pid=$!
 stop() {
@@ -81,4 +85,49 @@ check target/e2e-consumer.json
 echo "   $(( $(date +%s) - start )) s"
 echo "== 3. cargo lambda watch with fixture events"
 .tools/venv/bin/python scripts/e2e_watch.py
+
+echo "== 4. recipients from S3, the producer continuing itself (100 ms per invocation)"
+start=$(date +%s)
+"$loadtest" --target aws --provision-emulator --zips "$zips" --channel webhook --recipients 10000 \
+  --source jsonl --malformed-lines 20 --batch-recipients 100 --producer-invocation-ms 100 \
+  --max-concurrency 4 --max-wall-secs 600 --json > target/e2e-s3.json
+.tools/venv/bin/python - target/e2e-s3.json <<'PY'
+import json, sys, botocore.session
+r = json.load(open(sys.argv[1]))
+logs = botocore.session.get_session().create_client("logs")
+starts, token = 0, None
+while True:
+    kw = {"logGroupName": f"/aws/lambda/{r['producer_function']}", "filterPattern": "START"}
+    if token:
+        kw["nextToken"] = token
+    page = logs.filter_log_events(**kw)
+    starts += sum(1 for e in page["events"] if e["message"].startswith("START"))
+    token = page.get("nextToken")
+    if not token:
+        break
+print(f"  {sys.argv[1]}: {r['source']}: delivered {r['delivered']} of {r['recipients']}, lost {r['lost']}, "
+      f"duplicates {r['duplicates']}, rejected lines {r['rejected_lines']}, producer invocations {starts} "
+      f"(self-invoked {r['producer_self_invoked']}), {r['wall_seconds']:.1f} s")
+assert r["source"].startswith("s3://"), r["source"]
+assert (r["delivered"], r["lost"], r["duplicates"]) == (r["recipients"], 0, 0), "not exactly once"
+assert r["rejected_lines"] == 20, "malformed lines not dead-lettered"
+assert r["producer_self_invoked"] and starts >= 3, f"the job did not go on by self-invocation ({starts} invocations)"
+PY
+echo "   $(( $(date +%s) - start )) s"
+
+echo "== 5. the producer alone: 1,000,000 recipients from S3"
+python3 scripts/peak_rss.py "ministack-provided-code-$port" > target/e2e-producer-rss.txt &
+sampler=$!
+"$loadtest" --target aws --provision-emulator --zips "$zips" --producer-only --channel webhook \
+  --recipients 1000000 --source jsonl --malformed-lines 100 --max-wall-secs 900 --json > target/e2e-producer.json
+kill -TERM "$sampler"; wait "$sampler" || true
+python3 - target/e2e-producer.json target/e2e-producer-rss.txt <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rss = dict(zip(*[iter(open(sys.argv[2]).read().split())] * 2))
+print(f"  {sys.argv[1]}: published {r['delivered']} of {r['recipients']}, lost {r['lost']}, duplicates {r['duplicates']}, "
+      f"rejected lines {r['rejected_lines']}, {r['recipients_per_sec']:.0f} recipients/s over {r['wall_seconds']:.1f} s, "
+      f"batches {r['batches']}, producer peak RSS {int(rss['peak_rss_kib']) / 1024:.1f} MiB over {rss['processes']} process(es)")
+assert (r["delivered"], r["lost"], r["duplicates"], r["rejected_lines"]) == (r["recipients"], 0, 0, 100)
+PY
 echo "e2e: passed"

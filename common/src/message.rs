@@ -292,6 +292,13 @@ pub struct Cursor {
     /// fails, never another object's bytes from the same offset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Invocations of the job before this one (a guard against a runaway chain).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub invocation: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -156,6 +156,11 @@ export class FanoutStack extends Stack {
       FANOUT_TOPIC_ARN: this.topic.topicArn,
       FANOUT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
     });
+    // The producer continues long jobs by invoking itself: a recursive pattern on purpose,
+    // which Lambda's loop detection would stop after 16 hops. Its own guard rails instead:
+    // every invocation publishes at least one batch or fails, and a job may take at most
+    // FANOUT_MAX_INVOCATIONS invocations.
+    (this.producer.node.defaultChild as lambda.CfnFunction).recursiveLoop = 'Allow';
     this.worker = fn('Worker', 'fanout worker: SQS batch → concurrent delivery → partial batch response', s.workerMemoryMb, s.workerTimeout, {
       FANOUT_QUEUE_URL: this.queue.queueUrl,
       FANOUT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,

@@ -163,6 +163,8 @@ test('the producer may invoke itself (continuations) and failed async invocation
     { 'Fn::GetAtt': [producerId, 'Arn'] },
     { 'Fn::Join': ['', [{ 'Fn::GetAtt': [producerId, 'Arn'] }, ':*']] },
   ]);
+  t.hasResourceProperties('AWS::Lambda::Function', { Description: Match.stringLikeRegexp('producer'), RecursiveLoop: 'Allow' });
+  t.hasResourceProperties('AWS::Lambda::Function', { Description: Match.stringLikeRegexp('worker'), RecursiveLoop: Match.absent() });
   t.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
     FunctionName: { Ref: producerId },
     MaximumRetryAttempts: 2,

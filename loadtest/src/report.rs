@@ -139,6 +139,10 @@ pub struct Report {
     pub refused_attempts: u64,
     /// Batches the producer published.
     pub batches: u64,
+    /// The producer function (`aws` target): its logs count the invocations a
+    /// self-continued job took.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub producer_function: String,
     /// The producer went on by invoking itself (the `aws` target sees only the first
     /// invocation's summary then).
     #[serde(default)]

@@ -15,8 +15,8 @@ pub struct Settings {
     /// `FANOUT_DEAD_LETTER_QUEUE_URL`: where unpublishable batches are recorded.
     pub dead_letter_queue_url: String,
     /// `FANOUT_PUBLISH_CONCURRENCY` (1–256, default 16), `FANOUT_DEADLINE_MARGIN_MS`
-    /// (default 5000), `FANOUT_MAX_INVOCATION_MS` (default: the function's timeout) and
-    /// `FANOUT_RETRY_*`.
+    /// (default 5000), `FANOUT_MAX_INVOCATION_MS` (default: the function's timeout),
+    /// `FANOUT_MAX_INVOCATIONS` (invocations per job, default 10000) and `FANOUT_RETRY_*`.
     pub producer: ProducerConfig,
     /// `FANOUT_SELF_INVOKE` (default `true`): a job stopped by the deadline goes on in an
     /// asynchronous invocation of this function; `false` leaves the continuation in the
@@ -43,6 +43,12 @@ impl Settings {
                     0 => None,
                     ms => Some(Duration::from_millis(ms)),
                 },
+                max_invocations: number_in(
+                    vars,
+                    "FANOUT_MAX_INVOCATIONS",
+                    u64::from(base.max_invocations),
+                    1..=1_000_000,
+                )? as u32,
                 retry: retry_policy(vars, base.retry)?,
             },
             self_invoke: parsed(vars, "FANOUT_SELF_INVOKE", true)?,

@@ -38,6 +38,9 @@ pub struct ProducerConfig {
     /// Stop one invocation after this long even if its deadline is further away (`None`:
     /// run until the deadline margin). Bounds the work a retried invocation repeats.
     pub max_invocation: Option<Duration>,
+    /// Most invocations one job may take; a continuation beyond is refused (with its cursor
+    /// in the request, for an operator to resume).
+    pub max_invocations: u32,
 }
 
 impl Default for ProducerConfig {
@@ -51,6 +54,7 @@ impl Default for ProducerConfig {
             },
             deadline_margin: Duration::from_secs(5),
             max_invocation: None,
+            max_invocations: 10_000,
         }
     }
 }
@@ -134,8 +138,14 @@ impl<P: Publisher, D: DeadLetters, O: Objects> Producer<P, D, O> {
         request.validate()?;
         let job_id = request.job_id.clone().unwrap_or_else(JobId::generate);
         let resume = request.resume.clone().unwrap_or_default();
+        if resume.invocation >= self.config.max_invocations {
+            return Err(Error::Continuation(format!(
+                "job {job_id} has taken {} invocations, the most allowed (FANOUT_MAX_INVOCATIONS); the request holds its cursor",
+                resume.invocation
+            )));
+        }
         let mut summary = Summary { job_id: job_id.to_string(), ..Summary::default() };
-        tracing::info!(job_id = %job_id, channel = %request.channel, offset = resume.offset, next_seq = resume.next_seq, "job started");
+        tracing::info!(job_id = %job_id, channel = %request.channel, offset = resume.offset, next_seq = resume.next_seq, invocation = resume.invocation, "job started");
         let opened = source::open(&self.objects, &request, &resume).await?;
         let mut items = opened.items;
 
@@ -251,7 +261,14 @@ impl<P: Publisher, D: DeadLetters, O: Objects> Producer<P, D, O> {
         self.reject(&job_id, &request, &mut summary, rejected).await?;
 
         if let Some(at) = stopped_at {
-            summary.continuation = Some(continuation(request, job_id, at, batcher.next_seq(), opened.etag));
+            let cursor = Cursor {
+                offset: at.offset,
+                next_seq: batcher.next_seq(),
+                line: at.line,
+                etag: opened.etag,
+                invocation: resume.invocation + 1,
+            };
+            summary.continuation = Some(continuation(request, job_id, cursor));
         }
         summary.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(?summary, "invocation finished");
@@ -364,22 +381,15 @@ impl<P: Publisher, D: DeadLetters, O: Objects> Producer<P, D, O> {
     }
 }
 
-/// The rest of the job from `at`. An inline list is cut to the recipients not yet read,
-/// so the request shrinks as the job goes on.
-fn continuation(
-    mut next: FanoutRequest,
-    job_id: JobId,
-    at: Position,
-    next_seq: u64,
-    etag: Option<String>,
-) -> FanoutRequest {
-    let Position { mut offset, mut line } = at;
+/// The rest of the job from `cursor`. An inline list is cut to the recipients not yet
+/// read, so the request shrinks as the job goes on.
+fn continuation(mut next: FanoutRequest, job_id: JobId, mut cursor: Cursor) -> FanoutRequest {
     if let RecipientSource::Inline(list) = &mut next.recipients {
-        list.drain(..usize::try_from(offset).unwrap_or(usize::MAX).min(list.len()));
-        (offset, line) = (0, 0);
+        list.drain(..usize::try_from(cursor.offset).unwrap_or(usize::MAX).min(list.len()));
+        (cursor.offset, cursor.line) = (0, 0);
     }
     next.job_id = Some(job_id);
-    next.resume = Some(Cursor { offset, next_seq, line, etag });
+    next.resume = Some(cursor);
     next
 }
 

@@ -169,3 +169,17 @@ async fn a_job_past_its_deadline_continues_from_a_cursor_with_the_same_batch_ids
     let unique: HashSet<_> = split_ids.iter().map(|(id, _)| id).collect();
     assert_eq!(unique.len(), split_ids.len());
 }
+
+#[tokio::test]
+async fn a_job_past_its_invocation_limit_is_refused_before_publishing() {
+    let config = ProducerConfig { max_invocations: 3, ..ProducerConfig::default() };
+    let producer = Producer::new(MemoryPublisher::default(), MemoryDeadLetters::default(), config);
+    let mut request = synthetic(100, "runaway");
+    request.resume = Some(fanout_common::Cursor { offset: 10, next_seq: 1, invocation: 3, ..Default::default() });
+    let e = producer.handle(request.clone(), None).await.unwrap_err();
+    assert!(e.to_string().contains("has taken 3 invocations, the most allowed (FANOUT_MAX_INVOCATIONS)"), "{e}");
+    assert!(producer.publisher().published().is_empty());
+    request.resume.as_mut().unwrap().invocation = 2;
+    let s = producer.handle(request, None).await.unwrap();
+    assert_eq!(s.recipients, 90);
+}

@@ -138,6 +138,7 @@ pub async fn run(sdk: &aws_config::SdkConfig, stack: &StackNames, config: &AwsRu
         refused_attempts: ledger.refused_attempts(),
         batches: produced.batches,
         producer_self_invoked: produced.self_invoked,
+        producer_function: stack.producer_function.clone(),
         latency_ms: ledger.latency(),
         wall_seconds: wall.as_secs_f64(),
         time_scale: 1.0,

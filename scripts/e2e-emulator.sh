@@ -6,7 +6,7 @@
 #   2. the same job with the worker in consumer mode instead of the event source mapping;
 #   3. both binaries under `cargo lambda watch`, invoked with the fixture events (the three
 #      producer triggers; an SQS event with raw, SNS-envelope and poison records);
-#   4. recipients read from an S3 object with malformed lines, the producer limited to 100 ms
+#   4. recipients read from an S3 object with malformed lines, the producer limited to 5 ms
 #      per invocation so the job goes on by its own asynchronous self-invocation many times:
 #      every recipient delivered exactly once, every malformed line dead-lettered;
 #   5. the producer alone on 1,000,000 recipients from S3 (its figures and peak memory).
@@ -86,15 +86,16 @@ echo "   $(( $(date +%s) - start )) s"
 echo "== 3. cargo lambda watch with fixture events"
 .tools/venv/bin/python scripts/e2e_watch.py
 
-echo "== 4. recipients from S3, the producer continuing itself (100 ms per invocation)"
+echo "== 4. recipients from S3, the producer continuing itself (5 ms per invocation)"
 start=$(date +%s)
 "$loadtest" --target aws --provision-emulator --zips "$zips" --channel webhook --recipients 10000 \
-  --source jsonl --malformed-lines 20 --batch-recipients 100 --producer-invocation-ms 100 \
+  --source jsonl --malformed-lines 20 --batch-recipients 20 --producer-invocation-ms 5 \
   --max-concurrency 4 --max-wall-secs 600 --json > target/e2e-s3.json
 .tools/venv/bin/python - target/e2e-s3.json <<'PY'
-import json, sys, botocore.session
+import json, os, sys, botocore.session
 r = json.load(open(sys.argv[1]))
-logs = botocore.session.get_session().create_client("logs")
+logs = botocore.session.get_session().create_client(
+    "logs", region_name=os.environ["AWS_REGION"], endpoint_url=os.environ["AWS_ENDPOINT_URL"])
 starts, token = 0, None
 while True:
     kw = {"logGroupName": f"/aws/lambda/{r['producer_function']}", "filterPattern": "START"}
@@ -111,12 +112,12 @@ print(f"  {sys.argv[1]}: {r['source']}: delivered {r['delivered']} of {r['recipi
 assert r["source"].startswith("s3://"), r["source"]
 assert (r["delivered"], r["lost"], r["duplicates"]) == (r["recipients"], 0, 0), "not exactly once"
 assert r["rejected_lines"] == 20, "malformed lines not dead-lettered"
-assert r["producer_self_invoked"] and starts >= 3, f"the job did not go on by self-invocation ({starts} invocations)"
+assert r["producer_self_invoked"] and starts >= 5, f"the job did not go on by self-invocation ({starts} invocations)"
 PY
 echo "   $(( $(date +%s) - start )) s"
 
 echo "== 5. the producer alone: 1,000,000 recipients from S3"
-python3 scripts/peak_rss.py "ministack-provided-code-$port" > target/e2e-producer-rss.txt &
+python3 scripts/peak_rss.py 'AWS_LAMBDA_FUNCTION_NAME=fanout-[0-9a-f]{8}-producer\x00' > target/e2e-producer-rss.txt &
 sampler=$!
 "$loadtest" --target aws --provision-emulator --zips "$zips" --producer-only --channel webhook \
   --recipients 1000000 --source jsonl --malformed-lines 100 --max-wall-secs 900 --json > target/e2e-producer.json

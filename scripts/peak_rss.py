@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Peak resident memory of the processes whose command line contains a pattern.
+"""Peak resident memory of the processes whose environment matches a regular expression.
 
 Samples /proc every 20 ms until SIGTERM/SIGINT, then prints the largest VmHWM seen (KiB)
 and how many matching processes there were. Used by e2e-emulator.sh to measure the producer
-function's memory while the emulator runs it (one process per invocation).
+function's memory while the emulator runs it: its processes carry
+AWS_LAMBDA_FUNCTION_NAME=<name of the producer>.
 """
 import os
+import re
 import signal
 import sys
 import time
 
-pattern = sys.argv[1].encode()
+pattern = re.compile(sys.argv[1].encode())
 peak, pids, running = 0, set(), True
 
 
@@ -27,8 +29,8 @@ while running:
         if not pid.isdigit() or pid == me:
             continue
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if pattern not in f.read():
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if not pattern.search(f.read()):
                     continue
             with open(f"/proc/{pid}/status") as f:
                 for line in f:

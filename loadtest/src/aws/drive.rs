@@ -113,7 +113,12 @@ pub async fn run(sdk: &aws_config::SdkConfig, stack: &StackNames, config: &AwsRu
                 .await?;
         (settled.is_some(), settled.unwrap_or_else(|| invoked.elapsed()))
     } else {
-        let settled = wait_for_drain(&sqs, &stack.queue_url, &ledger, started + config.max_wall).await?;
+        // While the producer goes on by itself, an empty queue may only be a pause between
+        // two of its invocations: unless everyone is delivered, wait for a longer quiet.
+        let quiet_polls = if produced.self_invoked { 20 } else { 3 };
+        let settled =
+            wait_for_drain(&sqs, &stack.queue_url, &ledger, config.recipients, quiet_polls, started + config.max_wall)
+                .await?;
         (settled, started.elapsed())
     };
     if let Some(child) = consumer.as_mut() {
@@ -275,12 +280,15 @@ async fn drain_and_tally(
     Ok(None)
 }
 
-/// Waits until the queue holds nothing (visible, in flight or delayed) for three polls in a
-/// row with no new delivery in between; `false` if `give_up` came first.
+/// Waits until the queue holds nothing (visible, in flight or delayed) for `quiet_polls`
+/// polls in a row with no new delivery in between (three once all `recipients` are
+/// delivered); `false` if `give_up` came first.
 async fn wait_for_drain(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
     ledger: &Ledger,
+    recipients: u64,
+    quiet_polls: u32,
     give_up: Instant,
 ) -> anyhow::Result<bool> {
     let mut quiet = 0;
@@ -300,7 +308,7 @@ async fn wait_for_drain(
         let now = (ledger.total(), ledger.refused_attempts());
         quiet = if depth == 0 && now == last { quiet + 1 } else { 0 };
         last = now;
-        if quiet >= 3 {
+        if quiet >= 3 && (quiet >= quiet_polls || ledger.unique() >= recipients) {
             return Ok(true);
         }
     }

@@ -11,6 +11,7 @@ use crate::accounting::ID_PREFIX;
 
 /// Recipients seen, by number.
 pub struct Tally {
+    count: u64,
     seen: Vec<AtomicU64>,
     duplicates: AtomicU64,
     foreign: AtomicU64,
@@ -21,6 +22,7 @@ impl Tally {
     pub fn new(count: u64) -> Self {
         let words = usize::try_from(count.div_ceil(64)).unwrap_or(usize::MAX);
         Self {
+            count,
             seen: (0..words).map(|_| AtomicU64::new(0)).collect(),
             duplicates: AtomicU64::new(0),
             foreign: AtomicU64::new(0),
@@ -44,7 +46,7 @@ impl Tally {
     }
 
     fn mark(&self, n: u64) {
-        let Some(word) = self.seen.get((n / 64) as usize) else {
+        let Some(word) = self.seen.get((n / 64) as usize).filter(|_| n < self.count) else {
             self.foreign.fetch_add(1, Ordering::Relaxed);
             return;
         };

@@ -325,11 +325,11 @@ struct Produced {
 
 impl Produced {
     /// `GetObject` requests: one per invocation, and one more per CSV continuation (its
-    /// header).
+    /// header); 0 when no invocation finished (a run given up before the producer did).
     fn s3_gets(&self, config: &RunConfig) -> u64 {
         match &config.object {
             None => 0,
-            Some(o) if o.format == ObjectFormat::Csv => 2 * self.invocations - 1,
+            Some(o) if o.format == ObjectFormat::Csv => (2 * self.invocations).saturating_sub(1),
             Some(_) => self.invocations,
         }
     }
@@ -393,4 +393,21 @@ pub fn check(config: &RunConfig) -> anyhow::Result<()> {
     }
     config.retry.check().map_err(|e| anyhow::anyhow!("retry policy: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_gets_count_csv_headers_and_survive_a_run_given_up() {
+        let object = |format| Some(ObjectRun { format, malformed: 0, dir: std::env::temp_dir() });
+        let csv = RunConfig { object: object(ObjectFormat::Csv), ..RunConfig::default() };
+        let jsonl = RunConfig { object: object(ObjectFormat::Jsonl), ..RunConfig::default() };
+        let ran = |invocations| Produced { invocations, ..Produced::default() };
+        assert_eq!(ran(3).s3_gets(&csv), 5);
+        assert_eq!(ran(3).s3_gets(&jsonl), 3);
+        assert_eq!(ran(3).s3_gets(&RunConfig::default()), 0);
+        assert_eq!(ran(0).s3_gets(&csv), 0, "a producer that never finished read nothing we know of");
+    }
 }
